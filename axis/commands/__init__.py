@@ -1,0 +1,1 @@
+"""Click command groups of the ``axis`` CLI, one module per concept."""

@@ -1,0 +1,29 @@
+"""The ``axis`` command: one click group, with one sub-group per concept."""
+
+from __future__ import annotations
+
+import click
+
+from axis.commands import doc, pki
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="AXIS_CONFIG",
+    help="The hub's axis.toml (default: $AXIS_CONFIG, then ./axis.toml).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """Axis: the national document interchange hub."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+main.add_command(pki.group)
+main.add_command(doc.group)
+
+if __name__ == "__main__":
+    main()
