@@ -1,0 +1,45 @@
+"""RabbitMQ plumbing: the management API client and the topology of PROTOCOL section 2."""
+
+from axis.broker.management import Management, ManagementError, ManagementUnavailable
+from axis.broker.topology import (
+    DELIVER_EXCHANGE,
+    HUB_USER,
+    INBOUND_QUEUE,
+    QUARANTINE_QUEUE,
+    SUBMIT_EXCHANGE,
+    agency_permissions,
+    declare_hub_topology,
+    declare_inbox,
+    hub_permissions,
+    inbox_queue,
+    provision_agency_user,
+    provision_hub,
+    provision_hub_user,
+    provision_inbox,
+    remove_agency_user,
+    remove_inbox,
+    validate_agency_code,
+)
+
+__all__ = [
+    "DELIVER_EXCHANGE",
+    "HUB_USER",
+    "INBOUND_QUEUE",
+    "QUARANTINE_QUEUE",
+    "SUBMIT_EXCHANGE",
+    "Management",
+    "ManagementError",
+    "ManagementUnavailable",
+    "agency_permissions",
+    "declare_hub_topology",
+    "declare_inbox",
+    "hub_permissions",
+    "inbox_queue",
+    "provision_agency_user",
+    "provision_hub",
+    "provision_hub_user",
+    "provision_inbox",
+    "remove_agency_user",
+    "remove_inbox",
+    "validate_agency_code",
+]
