@@ -1,0 +1,45 @@
+"""Alembic environment: runs the packaged migrations against the configured URL."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from axis.db import make_engine
+from axis.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL for the configured URL without connecting."""
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Connect and migrate; SQLite uses batch mode so ALTERs work there too."""
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
