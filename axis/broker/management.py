@@ -146,6 +146,10 @@ class Management:
         """Delete a virtual host and everything in it; a missing one is fine."""
         self._request("DELETE", f"/vhosts/{_q(name)}", ok_missing=True)
 
+    def list_vhosts(self) -> list[str]:
+        """The names of every virtual host."""
+        return [vhost["name"] for vhost in self._request("GET", "/vhosts")]
+
     def vhost_exists(self, name: str) -> bool:
         """Whether the virtual host exists."""
         return self._request("GET", f"/vhosts/{_q(name)}", ok_missing=True) is not None
