@@ -1,0 +1,174 @@
+"""Where the signature goes in each kind of document, and the enveloped digest input.
+
+Shared by signing and verification so both sides agree byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from copy import deepcopy
+
+from lxml import etree
+
+from axis.rejections import Malformed
+from signing.profile import EDXML_NS, edxml
+
+_EDXML = edxml("edXML")
+_ENVELOPE = edxml("edXMLEnvelope")
+_HEADER = edxml("edXMLHeader")
+
+
+def expected_parent(root: etree._Element) -> etree._Element:
+    """The element whose last child the Signature must be.
+
+    ``edXML/edXMLEnvelope/edXMLHeader`` for an edoc; the root itself for a
+    ``Status`` and for anything else (hub messages). ``Malformed`` for an edoc
+    without a header.
+    """
+    if root.tag != _EDXML:
+        return root
+    envelope = root.find(_ENVELOPE)
+    header = envelope.find(_HEADER) if envelope is not None else None
+    if header is None:
+        raise Malformed(f"an edXML document ({EDXML_NS}) needs edXMLEnvelope/edXMLHeader")
+    return header
+
+
+def is_required_place(signature: etree._Element, root: etree._Element) -> bool:
+    """Whether ``signature`` is the last child element of where the profile puts it."""
+    parent = signature.getparent()
+    if parent is None:
+        return False
+    if root.tag == _EDXML:
+        envelope = parent.getparent()
+        if (
+            parent.tag != _HEADER
+            or envelope is None
+            or envelope.tag != _ENVELOPE
+            or envelope.getparent() is not root
+        ):
+            return False
+    elif parent is not root:
+        return False
+    # Comments and processing instructions may follow; they are not children elements.
+    sibling = signature.getnext()
+    while sibling is not None:
+        if isinstance(sibling.tag, str):
+            return False
+        sibling = sibling.getnext()
+    return True
+
+
+def canonicalize(
+    tree: etree._ElementTree | etree._Element,
+    inclusive_prefixes: Sequence[str] | None = None,
+) -> bytes:
+    """Exclusive C14N without comments of a whole document (tree) or of one element subtree."""
+    return etree.tostring(
+        tree,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=list(inclusive_prefixes) if inclusive_prefixes else None,
+    )
+
+
+def _span(canonical: bytes, signature: etree._Element) -> tuple[int, int] | None:
+    """Where ``signature`` is serialized in the canonical form of its document, if unambiguous.
+
+    In canonical XML every ``<`` of text or attribute values is escaped and comments
+    are gone, so a literal ``<q:Signature`` can only come from an element with that
+    qualified name, or from a processing instruction. With no other such element and
+    no PI mentioning ``Signature``, the first start tag and the first end tag after it
+    delimit exactly this element. Otherwise, ``None``.
+    """
+    prefix = signature.prefix
+    for other in signature.getroottree().getroot().iter("{*}Signature"):
+        if other is not signature and other.prefix == prefix:
+            return None
+    root = signature.getroottree().getroot()
+    for pi in (
+        *root.itersiblings(etree.ProcessingInstruction, preceding=True),
+        *root.iter(etree.ProcessingInstruction),
+        *root.itersiblings(etree.ProcessingInstruction),
+    ):
+        if "Signature" in f"{pi.target} {pi.text or ''}":
+            return None
+    qname = (f"{prefix}:Signature" if prefix else "Signature").encode()
+    start = canonical.find(b"<" + qname)
+    while start >= 0 and canonical[start + len(qname) + 1 : start + len(qname) + 2] not in b" >":
+        start = canonical.find(b"<" + qname, start + 1)
+    if start < 0:
+        return None
+    close = b"</" + qname + b">"
+    end = canonical.find(close, start)
+    if end < 0:
+        return None
+    return start, end + len(close)
+
+
+def enveloped_digest(
+    signature: etree._Element,
+    inclusive_prefixes: Sequence[str] | None = None,
+) -> bytes:
+    """SHA-256 of the enveloped-signature transform then exclusive C14N of the document.
+
+    Canonical XML is serialized node by node in document order, and whether an
+    element renders a namespace depends only on its ancestors, never on its
+    siblings; so the canonical form without the Signature is the canonical form
+    with it, minus the Signature's bytes. Cutting them out leaves the tree
+    untouched: detaching the element instead would make lxml reconcile namespaces
+    (it rewrites prefixes inside a moved subtree whose namespace is also declared
+    by an ancestor, and then SignedInfo no longer canonicalizes to what was
+    signed), and would mutate the caller's tree. Copying a 1 MB edoc per
+    verification is what this avoids; the copy remains only as the fallback for a
+    document where the cut would be ambiguous.
+    """
+    canonical = canonicalize(signature.getroottree(), inclusive_prefixes)
+    span = _span(canonical, signature)
+    if span is None:
+        return hashlib.sha256(_canonicalize_detached_copy(signature, inclusive_prefixes)).digest()
+    view = memoryview(canonical)
+    digest = hashlib.sha256(view[: span[0]])
+    digest.update(view[span[1] :])
+    return digest.digest()
+
+
+def enveloped_c14n(
+    signature: etree._Element,
+    inclusive_prefixes: Sequence[str] | None = None,
+) -> bytes:
+    """The bytes :func:`enveloped_digest` hashes (for tests and debugging)."""
+    canonical = canonicalize(signature.getroottree(), inclusive_prefixes)
+    span = _span(canonical, signature)
+    if span is None:
+        return _canonicalize_detached_copy(signature, inclusive_prefixes)
+    return canonical[: span[0]] + canonical[span[1] :]
+
+
+def _canonicalize_detached_copy(
+    signature: etree._Element, inclusive_prefixes: Sequence[str] | None
+) -> bytes:
+    tree = signature.getroottree()
+    path = []
+    node = signature
+    while (parent := node.getparent()) is not None:
+        path.append(parent.index(node))
+        node = parent
+    copy = deepcopy(tree)
+    target = copy.getroot()
+    for index in reversed(path):
+        target = target[index]
+    parent = target.getparent()
+    assert parent is not None
+    # lxml moves an element's tail with it; the enveloped transform removes only
+    # the element, so its tail text must stay, joined to the text before it.
+    tail = target.tail or ""
+    previous = target.getprevious()
+    parent.remove(target)
+    if previous is not None:
+        previous.tail = (previous.tail or "") + tail
+    else:
+        parent.text = (parent.text or "") + tail
+    return canonicalize(copy, inclusive_prefixes)

@@ -1,0 +1,158 @@
+"""Signing documents per the strict profile of PROTOCOL section 5.
+
+Example::
+
+    signer = Signer(key, certificate)
+    signed: bytes = signer.sign(document_bytes)
+
+The Signature is built so that its SignedInfo is exactly what a verifier will
+canonicalize: ``ds`` prefix, no InclusiveNamespaces, no whitespace inside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from lxml import etree
+
+from axis.rejections import SignatureInvalid
+from schemas.xml import DEFAULT_MAX_BYTES, has_doctype, parse
+from signing.document import canonicalize, expected_parent
+from signing.pki import PrivateKey
+from signing.profile import (
+    DS_NS,
+    TRANSFORMS,
+    CanonicalizationMethod,
+    DigestMethod,
+    SignatureMethod,
+    ds,
+)
+from signing.trust import check_signing_certificate
+
+_SIGNATURE = ds("Signature")
+_NSMAP = {"ds": DS_NS}
+
+
+def ec_raw_signature(der: bytes, curve_bytes: int = 32) -> bytes:
+    """XML-DSig's ECDSA value: r || s as fixed-width big-endian integers (not DER)."""
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(curve_bytes, "big") + s.to_bytes(curve_bytes, "big")
+
+
+class Signer:
+    """Signs documents with one key and certificate; reuse it, it pre-computes the KeyInfo.
+
+    The key must be RSA (2048 bits or more) or EC P-256, matching ``certificate``,
+    and the certificate fit for signing (see :mod:`signing.trust`); ``ValueError``
+    otherwise, so a misconfigured signer fails at start-up and not per document.
+    """
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
+    ) -> None:
+        try:
+            check_signing_certificate(certificate)
+        except Exception as exc:
+            raise ValueError(f"certificate unfit for signing: {exc}") from None
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(*spki) != certificate.public_key().public_bytes(*spki):
+            raise ValueError("the private key does not belong to the certificate")
+        self.key = key
+        self.certificate = certificate
+        self.chain = tuple(chain)
+        if isinstance(key, rsa.RSAPrivateKey):
+            self.algorithm = SignatureMethod.RSA_SHA256
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            self.algorithm = SignatureMethod.ECDSA_SHA256
+        else:
+            raise ValueError(f"{type(key).__name__} keys cannot sign documents")
+        self._certificates_b64 = tuple(
+            base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii")
+            for c in (certificate, *self.chain)
+        )
+
+    def _signature_value(self, data: bytes) -> bytes:
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return ec_raw_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+
+    def _unsigned_signature(
+        self, digest: bytes
+    ) -> tuple[etree._Element, etree._Element, etree._Element]:
+        signature = etree.Element(_SIGNATURE, nsmap=_NSMAP)
+        signed_info = etree.SubElement(signature, ds("SignedInfo"))
+        etree.SubElement(
+            signed_info,
+            ds("CanonicalizationMethod"),
+            Algorithm=CanonicalizationMethod.EXCLUSIVE_C14N.value,
+        )
+        etree.SubElement(signed_info, ds("SignatureMethod"), Algorithm=self.algorithm.value)
+        reference = etree.SubElement(signed_info, ds("Reference"), URI="")
+        transforms = etree.SubElement(reference, ds("Transforms"))
+        for transform in TRANSFORMS:
+            etree.SubElement(transforms, ds("Transform"), Algorithm=transform.value)
+        etree.SubElement(reference, ds("DigestMethod"), Algorithm=DigestMethod.SHA256.value)
+        etree.SubElement(reference, ds("DigestValue")).text = base64.b64encode(digest).decode()
+        value = etree.SubElement(signature, ds("SignatureValue"))
+        x509_data = etree.SubElement(etree.SubElement(signature, ds("KeyInfo")), ds("X509Data"))
+        for b64 in self._certificates_b64:
+            etree.SubElement(x509_data, ds("X509Certificate")).text = b64
+        return signature, signed_info, value
+
+    def sign(
+        self,
+        document: bytes | etree._Element,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> bytes:
+        """Sign ``document`` and return the signed document as UTF-8 bytes.
+
+        Bytes go through the hardened parser (``Malformed``/``TooLarge``; comments
+        are dropped). An element is signed in place for the time of the call and
+        left unchanged. A document already carrying a ``ds:Signature`` or a DOCTYPE
+        is refused with ``SignatureInvalid``: it could never verify.
+        """
+        if isinstance(document, bytes | bytearray | memoryview):
+            root = parse(bytes(document), max_bytes=max_bytes)
+        else:
+            root = document
+        tree = root.getroottree()
+        root = tree.getroot()
+        if has_doctype(root):
+            raise SignatureInvalid("a document with a DOCTYPE cannot be signed")
+        for _ in root.iter(_SIGNATURE):
+            raise SignatureInvalid("the document already has a ds:Signature")
+        parent = expected_parent(root)
+        # Appended last with no tail, the Signature leaves the text around it as it
+        # is, so the digest of the unsigned document is the enveloped digest.
+        digest = hashlib.sha256(canonicalize(tree)).digest()
+        signature, signed_info, value = self._unsigned_signature(digest)
+        parent.append(signature)
+        try:
+            # SignedInfo is canonicalized where it ends up: appending makes lxml
+            # reconcile namespaces, and if an ancestor already declares the XML-DSig
+            # namespace under another prefix, the subtree takes that prefix.
+            signed = self._signature_value(canonicalize(signed_info))
+            value.text = base64.b64encode(signed).decode()
+            return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+        finally:
+            parent.remove(signature)
+
+
+def sign(
+    document: bytes | etree._Element,
+    key: PrivateKey,
+    certificate: x509.Certificate,
+    chain: Sequence[x509.Certificate] = (),
+) -> bytes:
+    """Sign ``document`` with ``key``; see :class:`Signer` (reuse one for many documents)."""
+    return Signer(key, certificate, chain).sign(document)

@@ -1,0 +1,392 @@
+"""Verifying documents against the strict profile of PROTOCOL section 5.
+
+Example::
+
+    verifier = Verifier(TrustStore.from_files(["ca.pem"], crl_paths=["crl.pem"]))
+    signer = verifier.verify(body, at=datetime.now(UTC))  # raises a Rejection
+    signer.subject_code, signer.fingerprint
+
+What is refused, and as what:
+
+- ``SIGNATURE_INVALID``: no ``ds:Signature``; more than one anywhere in the
+  document; one that is not the last child element of ``edXML/edXMLEnvelope/
+  edXMLHeader`` (edoc), of the root (``Status``, hub messages); a DOCTYPE; any
+  element of ``Signature``/``SignedInfo``/``Reference`` missing, repeated, out of
+  order or unknown; any algorithm other than the profile's (SHA-1, rsa-sha1,
+  inclusive or with-comments C14N, XPath, XSLT…); a Reference ``URI`` other than
+  ``""`` (absent included); transforms other than exactly enveloped-signature then
+  exclusive C14N; a digest or signature value mismatch; a signature algorithm that
+  does not match the certificate's key type; a missing or unparsable
+  ``KeyInfo/X509Data/X509Certificate``.
+- ``CERT_UNTRUSTED``, ``CERT_EXPIRED``, ``CERT_REVOKED``: see :mod:`signing.trust`.
+- ``MALFORMED`` / ``TOO_LARGE`` from the hardened parser, for bytes input.
+
+``InclusiveNamespaces PrefixList`` under the exclusive C14N transform or
+CanonicalizationMethod is *honored*, as the exclusive C14N recommendation defines
+it: it only makes the named in-scope namespace declarations part of the signed
+bytes, never drops content, so it cannot widen what an attacker can change, and
+signers such as xmlsec1 or Apache Santuario may emit it. Anything else inside a
+Transform is refused. ``KeyInfo`` must hold exactly one ``X509Data`` whose first
+``X509Certificate`` is the signer's (further ones are offered as intermediates);
+other ``KeyInfo``/``X509Data`` children (``KeyName``, ``KeyValue``,
+``X509IssuerSerial``…) are ignored: they are outside the signed data and the key
+is only ever taken from the certificate.
+
+Speed: the document is parsed once and canonicalized once, and the Signature is
+cut out of the canonical bytes (:func:`signing.document.enveloped_digest`; the
+tree is never modified, so an element passed in is left exactly as it was).
+Parsed certificates are cached by their base64 text and validated chains by
+(leaf, intermediates), so a known signer costs one digest, one public-key
+operation and a validity/CRL re-check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from lxml import etree
+
+from axis.rejections import CertUntrusted, Rejection, SignatureInvalid
+from schemas.xml import DEFAULT_MAX_BYTES, has_doctype, parse
+from signing.document import canonicalize, enveloped_digest, is_required_place
+from signing.profile import (
+    EXC_C14N_NS,
+    TRANSFORMS,
+    CanonicalizationMethod,
+    DigestMethod,
+    SignatureMethod,
+    ds,
+)
+from signing.trust import (
+    TrustStore,
+    ValidatedChain,
+    build_chain,
+    check_signing_certificate,
+    common_name,
+)
+
+_SIGNATURE = ds("Signature")
+_SIGNED_INFO = ds("SignedInfo")
+_SIGNATURE_VALUE = ds("SignatureValue")
+_KEY_INFO = ds("KeyInfo")
+_C14N_METHOD = ds("CanonicalizationMethod")
+_SIGNATURE_METHOD = ds("SignatureMethod")
+_REFERENCE = ds("Reference")
+_TRANSFORMS = ds("Transforms")
+_TRANSFORM = ds("Transform")
+_DIGEST_METHOD = ds("DigestMethod")
+_DIGEST_VALUE = ds("DigestValue")
+_X509_DATA = ds("X509Data")
+_X509_CERTIFICATE = ds("X509Certificate")
+_INCLUSIVE_NAMESPACES = f"{{{EXC_C14N_NS}}}InclusiveNamespaces"
+_PREFIX = re.compile(r"^(#default|[A-Za-z_][A-Za-z0-9_.\-]*)$")
+_SIGNATURE_METHODS = {m.value: m for m in SignatureMethod}
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """Who signed a document that verified: the certificate and what identifies it."""
+
+    certificate: x509.Certificate
+    fingerprint: str
+    """Hex SHA-256 of the certificate's DER, the registry's key."""
+    algorithm: SignatureMethod
+    chain: tuple[x509.Certificate, ...]
+    """Leaf first, trust anchor last."""
+    subject_code: str
+    """The agency code: the certificate subject's CN."""
+
+
+@dataclass(frozen=True)
+class _Certificate:
+    certificate: x509.Certificate
+    fingerprint: str
+    unfit: str | None
+    """Why this certificate cannot sign documents, or None; checked once, not per call."""
+    subject_code: str | None
+    algorithm: SignatureMethod | None
+    """The signature method that matches the key type."""
+
+
+@dataclass(frozen=True)
+class _SignedInfo:
+    element: etree._Element
+    method: SignatureMethod
+    c14n_prefixes: tuple[str, ...]
+    reference_prefixes: tuple[str, ...]
+    digest: bytes
+
+
+def _children(element: etree._Element) -> list[etree._Element]:
+    # Comments and processing instructions are not structure (PIs inside SignedInfo
+    # are still covered by the signature through canonicalization).
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def _expect(element: etree._Element, *tags: str) -> list[etree._Element]:
+    children = _children(element)
+    if [child.tag for child in children] != list(tags):
+        found = ", ".join(etree.QName(c).localname for c in children) or "nothing"
+        wanted = ", ".join(etree.QName(t).localname for t in tags) or "nothing"
+        raise SignatureInvalid(
+            f"{etree.QName(element).localname} must contain exactly {wanted}, not {found}"
+        )
+    return children
+
+
+def _algorithm(element: etree._Element) -> str:
+    value = element.get("Algorithm")
+    if value is None:
+        raise SignatureInvalid(f"{etree.QName(element).localname} has no Algorithm")
+    return value
+
+
+def _prefixes(element: etree._Element) -> tuple[str, ...]:
+    """The honored ``InclusiveNamespaces PrefixList`` of an exclusive C14N element, if any."""
+    children = _children(element)
+    if not children:
+        return ()
+    if len(children) != 1 or children[0].tag != _INCLUSIVE_NAMESPACES:
+        raise SignatureInvalid(
+            f"{etree.QName(element).localname} may only carry InclusiveNamespaces"
+        )
+    prefixes = tuple((children[0].get("PrefixList") or "").split())
+    if not all(_PREFIX.match(p) for p in prefixes):
+        raise SignatureInvalid("InclusiveNamespaces PrefixList is not a list of prefixes")
+    return prefixes
+
+
+def _b64(text: str | None, what: str) -> bytes:
+    try:
+        value = base64.b64decode("".join((text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureInvalid(f"{what} is not base64") from None
+    if not value:
+        raise SignatureInvalid(f"{what} is empty")
+    return value
+
+
+def _read_signed_info(signed_info: etree._Element) -> _SignedInfo:
+    c14n, method, reference = _expect(signed_info, _C14N_METHOD, _SIGNATURE_METHOD, _REFERENCE)
+    if _algorithm(c14n) != CanonicalizationMethod.EXCLUSIVE_C14N:
+        raise SignatureInvalid(f"CanonicalizationMethod {c14n.get('Algorithm')} is not allowed")
+    algorithm = _SIGNATURE_METHODS.get(_algorithm(method))
+    if algorithm is None:
+        raise SignatureInvalid(f"SignatureMethod {method.get('Algorithm')} is not allowed")
+    if _children(method):
+        raise SignatureInvalid("SignatureMethod takes no parameters")
+    uri = reference.get("URI")
+    if uri != "":
+        raise SignatureInvalid(f'the Reference URI must be "" (the whole document), not {uri!r}')
+    transforms, digest_method, digest_value = _expect(
+        reference, _TRANSFORMS, _DIGEST_METHOD, _DIGEST_VALUE
+    )
+    steps = _expect(transforms, *([_TRANSFORM] * len(TRANSFORMS)))
+    algorithms = tuple(_algorithm(step) for step in steps)
+    if algorithms != tuple(t.value for t in TRANSFORMS):
+        raise SignatureInvalid(
+            f"transforms must be exactly enveloped-signature then exc-c14n, not {algorithms}"
+        )
+    enveloped, exclusive = steps
+    if _children(enveloped):
+        raise SignatureInvalid("the enveloped-signature transform takes no parameters")
+    if _algorithm(digest_method) != DigestMethod.SHA256 or _children(digest_method):
+        raise SignatureInvalid(f"DigestMethod {digest_method.get('Algorithm')} is not allowed")
+    digest = _b64(digest_value.text, "DigestValue")
+    if len(digest) != hashlib.sha256().digest_size:
+        raise SignatureInvalid("DigestValue is not a SHA-256 digest")
+    return _SignedInfo(signed_info, algorithm, _prefixes(c14n), _prefixes(exclusive), digest)
+
+
+def _describe_certificate(text: str) -> _Certificate:
+    try:
+        certificate = x509.load_der_x509_certificate(_b64(text, "X509Certificate"))
+    except ValueError as exc:
+        raise SignatureInvalid(f"X509Certificate is not a DER certificate: {exc}") from None
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    unfit: str | None = None
+    subject_code: str | None = None
+    try:
+        check_signing_certificate(certificate)
+        subject_code = common_name(certificate)
+    except Rejection as exc:
+        unfit = exc.reason
+    except ValueError as exc:
+        unfit = f"unreadable certificate extension: {exc}"
+    key = certificate.public_key()
+    algorithm = (
+        SignatureMethod.RSA_SHA256
+        if isinstance(key, rsa.RSAPublicKey)
+        else SignatureMethod.ECDSA_SHA256
+        if isinstance(key, ec.EllipticCurvePublicKey)
+        else None
+    )
+    fingerprint = hashlib.sha256(der).hexdigest()
+    return _Certificate(certificate, fingerprint, unfit, subject_code, algorithm)
+
+
+def _verify_value(
+    certificate: x509.Certificate, method: SignatureMethod, value: bytes, data: bytes
+) -> None:
+    key = certificate.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            size = (key.curve.key_size + 7) // 8
+            if len(value) != 2 * size:
+                raise SignatureInvalid("the ECDSA SignatureValue must be r || s, not DER")
+            r = int.from_bytes(value[:size], "big")
+            s = int.from_bytes(value[size:], "big")
+            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+        else:
+            raise SignatureInvalid(f"{type(key).__name__} keys are not in the profile")
+    except InvalidSignature:
+        raise SignatureInvalid(f"the SignatureValue does not match ({method.name})") from None
+
+
+def _put(cache: dict, key: object, value: object) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        # Oldest first: dicts keep insertion order. Good enough against growth; the
+        # working set (95 agencies, a few certificates each) is far below the limit.
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
+class Verifier:
+    """Verifies signed documents against one :class:`TrustStore`, caching what it can.
+
+    Not thread-safe for concurrent mutation in free-threaded Python; the hub runs
+    one verifier per worker process.
+    """
+
+    def __init__(self, trust: TrustStore) -> None:
+        self.trust = trust
+        self._certificates: dict[str, _Certificate] = {}
+        self._chains: dict[tuple[str, ...], ValidatedChain] = {}
+
+    def _certificate(self, text: str | None) -> _Certificate:
+        key = text or ""
+        cached = self._certificates.get(key)
+        if cached is None:
+            cached = _describe_certificate(key)
+            _put(self._certificates, key, cached)
+        return cached
+
+    def _chain(
+        self, leaf: _Certificate, intermediates: list[_Certificate], at: datetime
+    ) -> ValidatedChain:
+        key = (leaf.fingerprint, *(c.fingerprint for c in intermediates))
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = build_chain(
+                self.trust, leaf.certificate, [c.certificate for c in intermediates], at
+            )
+            _put(self._chains, key, chain)
+        else:
+            chain.recheck(self.trust, at)
+        return chain
+
+    def verify(
+        self,
+        document: bytes | etree._Element,
+        *,
+        at: datetime,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> VerifiedSignature:
+        """Verify ``document``'s signature and its signer's certificate at time ``at``.
+
+        ``document`` is bytes (parsed with :func:`schemas.xml.parse`) or an
+        already-parsed element (its whole document is verified; it is left
+        unchanged). ``at`` must be timezone-aware. Raises a
+        :class:`~axis.rejections.Rejection` subclass; see the module docstring.
+        """
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("the verification time must be timezone-aware")
+        if isinstance(document, bytes | bytearray | memoryview):
+            root = parse(bytes(document), max_bytes=max_bytes)
+        else:
+            root = document.getroottree().getroot()
+        if has_doctype(root):
+            raise SignatureInvalid("a DOCTYPE (DTD or entity declarations) is not allowed")
+        signatures = list(root.iter(_SIGNATURE))
+        if not signatures:
+            raise SignatureInvalid("the document is not signed")
+        if len(signatures) > 1:
+            raise SignatureInvalid(f"{len(signatures)} ds:Signature elements; exactly one allowed")
+        signature = signatures[0]
+        if not is_required_place(signature, root):
+            raise SignatureInvalid("the ds:Signature is not in its required place")
+        signed_info_element, value_element, key_info = _expect(
+            signature, _SIGNED_INFO, _SIGNATURE_VALUE, _KEY_INFO
+        )
+        signed_info = _read_signed_info(signed_info_element)
+        value = _b64(value_element.text, "SignatureValue")
+        x509_data = [c for c in _children(key_info) if c.tag == _X509_DATA]
+        if len(x509_data) != 1:
+            raise SignatureInvalid("KeyInfo must hold exactly one X509Data")
+        texts = [c.text for c in _children(x509_data[0]) if c.tag == _X509_CERTIFICATE]
+        if not texts:
+            raise SignatureInvalid("X509Data holds no X509Certificate")
+
+        signed_bytes = canonicalize(signed_info.element, signed_info.c14n_prefixes)
+        digest = enveloped_digest(signature, signed_info.reference_prefixes)
+        if not hmac.compare_digest(digest, signed_info.digest):
+            raise SignatureInvalid("the document does not match the signed digest")
+
+        leaf = self._certificate(texts[0])
+        if leaf.algorithm is not signed_info.method:
+            raise SignatureInvalid(
+                f"SignatureMethod {signed_info.method.name} does not match the certificate's key"
+            )
+        _verify_value(
+            leaf.certificate,
+            signed_info.method,
+            value,
+            signed_bytes,
+        )
+        if leaf.unfit is not None:
+            raise CertUntrusted(leaf.unfit)
+        intermediates = [self._certificate(text) for text in texts[1:]]
+        chain = self._chain(leaf, intermediates, at)
+        assert leaf.subject_code is not None
+        return VerifiedSignature(
+            certificate=leaf.certificate,
+            fingerprint=leaf.fingerprint,
+            algorithm=signed_info.method,
+            chain=chain.chain,
+            subject_code=leaf.subject_code,
+        )
+
+
+_VERIFIERS: weakref.WeakKeyDictionary[TrustStore, Verifier] = weakref.WeakKeyDictionary()
+
+
+def verify(
+    document: bytes | etree._Element,
+    trust: TrustStore,
+    *,
+    at: datetime,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> VerifiedSignature:
+    """Verify ``document`` against ``trust`` at ``at``; see :meth:`Verifier.verify`.
+
+    Reuses one :class:`Verifier` (and its caches) per trust store.
+    """
+    verifier = _VERIFIERS.get(trust)
+    if verifier is None:
+        verifier = _VERIFIERS[trust] = Verifier(trust)
+    return verifier.verify(document, at=at, max_bytes=max_bytes)
