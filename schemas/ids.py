@@ -1,0 +1,66 @@
+"""DocumentId: ``OrganId,yyyy/MM/dd,number/notation`` (PROTOCOL section 3.1)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+# Mirrors DocumentIdType in edxml.xsd; [^\W_] is Python's spelling of \p{L}\p{N}.
+_DOCUMENT_ID = re.compile(
+    r"([0-9A-Z.]{1,35}),([0-9]{4})/([0-9]{2})/([0-9]{2}),"
+    r"([^\W_]{1,16})/([^\W_](?:[^\W_]|[./&-]){0,63})"
+)
+_ORGAN_ID = re.compile(r"[0-9A-Z.]{1,35}")
+_GROUP_ID = re.compile(r"@[a-z0-9][a-z0-9\-]{0,31}")
+
+
+def is_organ_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed agency code."""
+    return _ORGAN_ID.fullmatch(value) is not None
+
+
+def is_group_id(value: str) -> bool:
+    """Whether ``value`` names a recipient group such as ``@provinces``."""
+    return _GROUP_ID.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, order=True)
+class DocumentId:
+    """The parts of a DocumentId; ``str()`` gives the wire form."""
+
+    organ_id: str
+    date: date
+    number: str
+    notation: str
+
+    @classmethod
+    def parse(cls, text: str) -> DocumentId:
+        """Split a wire DocumentId; raises ValueError when it is not well formed."""
+        match = _DOCUMENT_ID.fullmatch(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a DocumentId (OrganId,yyyy/MM/dd,number/notation)")
+        organ_id, year, month, day, number, notation = match.groups()
+        try:
+            when = date(int(year), int(month), int(day))
+        except ValueError:
+            raise ValueError(f"{text!r} has no valid date") from None
+        return cls(organ_id, when, number, notation)
+
+    @property
+    def code(self) -> str:
+        """``number/notation``, the document's printed number."""
+        return f"{self.number}/{self.notation}"
+
+    def __str__(self) -> str:
+        return f"{self.organ_id},{self.date:%Y/%m/%d},{self.number}/{self.notation}"
+
+
+def make_document_id(organ_id: str, when: date, number: str | int, notation: str) -> str:
+    """The wire DocumentId of a document, e.g. ``000.00.00.G22,2026/11/20,101/VPCP-KSTT``.
+
+    Raises ValueError when the parts cannot form a valid DocumentId.
+    """
+    text = f"{organ_id},{when.year:04d}/{when.month:02d}/{when.day:02d},{number}/{notation}"
+    DocumentId.parse(text)
+    return text
