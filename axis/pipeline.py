@@ -1,0 +1,302 @@
+"""The route a batch of documents takes through the hub, minus the broker.
+
+    parse → validate → verify → authorize → record → (deliver → confirm → ack)
+
+:meth:`Pipeline.handle` runs the first five steps for a whole batch and returns the
+messages to publish; the router publishes them with asynchronous confirms and,
+once the broker has confirmed all of a batch, calls :meth:`Pipeline.confirm`
+before acknowledging. Each step is a call into the module named for it; the
+database sees one transaction per batch for recording and one for confirming.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+import structlog
+from lxml import etree
+from sqlalchemy.engine import Engine
+
+import schemas
+from axis import authorize, record, registry
+from axis.archive import Archive, sha256_hex
+from axis.audit import store as audit
+from axis.authorize import AcceptEdoc, AcceptStatus, Known, Retry, Unattributable
+from axis.deliver import Outgoing, plan
+from axis.models import ChainHead
+from axis.receipts import ReceiptWriter
+from axis.record import Inbound, Item
+from axis.rejections import Malformed, Rejection, SchemaInvalid
+from schemas.xml import parse
+from signing import VerifiedSignature, Verifier
+
+log = structlog.get_logger("axis.router")
+
+HEAD_EVERY_EVENTS = 10_000
+"""Sign the chain head at least this often, so evidence bundles stay small."""
+
+
+def utcnow() -> datetime:
+    """The hub's clock."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Checked:
+    """A message after parse → validate → verify: either facts to authorize, or a refusal."""
+
+    inbound: Inbound
+    sha256: str
+    sender: str | None = None
+    document: schemas.Edoc | schemas.Status | None = None
+    signer: VerifiedSignature | None = None
+    failure: Rejection | Unattributable | None = None
+
+    @property
+    def document_id(self) -> str | None:
+        """The DocumentId the message is about, when it could be read."""
+        return None if self.document is None else self.document.document_id
+
+
+class RegistryCache:
+    """The registry snapshot, re-read when its version changes (checked at most every ``ttl`` s)."""
+
+    def __init__(self, ttl: float = 0.5) -> None:
+        self.ttl = ttl
+        self.snapshot = registry.Snapshot(version=-1)
+        self._checked = 0.0
+
+    def current(self, engine: Engine) -> registry.Snapshot:
+        """The snapshot to decide a batch with."""
+        now = time.monotonic()
+        if now - self._checked >= self.ttl:
+            with engine.connect() as conn:
+                if registry.version(conn) != self.snapshot.version:
+                    self.snapshot = registry.load_snapshot(conn)
+                conn.rollback()
+            self._checked = now
+        return self.snapshot
+
+
+class Pipeline:
+    """Decides, records and answers batches of inbound messages."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        archive: Archive,
+        verifier: Verifier,
+        writer: ReceiptWriter,
+        hub_user: str,
+        max_bytes: int,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.archive = archive
+        self.verifier = verifier
+        self.writer = writer
+        self.hub_user = hub_user
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.registry = RegistryCache()
+        self._last_head_seq: int | None = None
+
+    def handle(self, batch: Sequence[Inbound]) -> tuple[list[Item], list[Outgoing]]:
+        """parse → validate → verify → authorize → record a batch; return what to publish."""
+        snapshot = self.registry.current(self.engine)
+        checked = [self.check(message, snapshot) for message in batch]
+        self.archive.put_many(
+            (c.sha256, c.inbound.body) for c in checked if len(c.inbound.body) <= self.max_bytes
+        )
+        with self.engine.begin() as conn:
+            known = record.lookup(conn, *self._references(checked))
+            items = [self.authorize(c, snapshot, known) for c in checked]
+            record.write(conn, items)
+            stored = record.stored_receipts(
+                conn, [i.receipt_id for i in items if isinstance(i.outcome, Retry)]
+            )
+        self.answer(items, stored)
+        self._log(items)
+        return items, plan(items, hub_user=self.hub_user)
+
+    def check(self, message: Inbound, snapshot: registry.Snapshot) -> Checked:
+        """parse → validate → verify one message, without I/O. Never raises."""
+        checked = Checked(message, sha256_hex(message.body))
+        try:
+            sender = authorize.attribute(message.user_id, snapshot)
+            checked.sender = sender.code
+            authorize.check_active(sender)
+            if message.content_type not in (None, "application/xml", "text/xml"):
+                raise Malformed(
+                    f"content_type must be application/xml, not {message.content_type!r}"
+                )
+            root = parse(message.body, max_bytes=self.max_bytes)
+            kind = schemas.validate(root)
+            if kind not in ("edoc", "status") or kind != message.type:
+                raise SchemaInvalid(
+                    f"the message type is {message.type!r} but its body is a {kind}"
+                )
+            checked.document = self._read(root, kind)
+            checked.signer = self.verifier.verify(root, at=message.received_at)
+        except (Rejection, Unattributable) as exc:
+            checked.failure = exc
+        except Exception as exc:  # a bug must not stop the hub nor loop on one message
+            log.exception("router.internal_error", sha256=checked.sha256)
+            checked.failure = Malformed(
+                f"the hub could not process this message ({type(exc).__name__})"
+            )
+        return checked
+
+    def authorize(self, c: Checked, snapshot: registry.Snapshot, known: Known) -> Item:
+        """Decide one checked message; ``known`` learns what it accepts, for later ones."""
+        item = Item(
+            c.inbound,
+            c.sha256,
+            str(uuid.uuid4()),
+            Malformed("unreachable"),
+            c.sender,
+            c.document_id,
+        )
+        if c.failure is not None:
+            item.outcome = c.failure
+            return item
+        assert c.signer is not None and c.sender is not None
+        try:
+            if isinstance(c.document, schemas.Status):
+                item.outcome = authorize.authorize_status(
+                    c.document, c.signer, c.sender, c.sha256, snapshot, known
+                )
+            else:
+                assert isinstance(c.document, schemas.Edoc)
+                item.outcome = authorize.authorize_edoc(
+                    c.document, c.signer, c.sender, c.sha256, snapshot, known
+                )
+        except Rejection as exc:
+            item.outcome = exc
+        outcome = item.outcome
+        if isinstance(outcome, Retry):
+            item.receipt_id = outcome.receipt_id
+            item.deliveries = outcome.redeliver
+        elif isinstance(outcome, AcceptEdoc):
+            item.deliveries = outcome.recipients
+            known.documents[outcome.edoc.document_id] = authorize.KnownDocument(
+                outcome.edoc.document_id,
+                c.sender,
+                c.sha256,
+                item.receipt_id,
+                outcome.recipients,
+                (),
+            )
+        elif isinstance(outcome, AcceptStatus):
+            item.deliveries = (outcome.addressee,)
+            known.statuses[(c.sender, c.sha256)] = authorize.KnownStatus(
+                item.receipt_id, outcome.status.document_id, c.sender, outcome.addressee, ()
+            )
+        return item
+
+    def answer(self, items: Sequence[Item], stored: dict[str, bytes]) -> None:
+        """Sign a receipt or rejection for every item that has someone to answer."""
+        for item in items:
+            outcome, link = item.outcome, item.link
+            if isinstance(outcome, Retry):
+                item.receipt = stored.get(item.receipt_id) or self._rebuild_receipt(item.receipt_id)
+            elif isinstance(outcome, AcceptEdoc | AcceptStatus) and link is not None:
+                item.receipt = self.writer.receipt(
+                    receipt_id=item.receipt_id,
+                    message_id=item.inbound.message_id or "",
+                    kind="edoc" if isinstance(outcome, AcceptEdoc) else "status",
+                    sender=item.sender or "",
+                    document_id=item.document_id,
+                    sha256=item.sha256,
+                    received_at=item.inbound.received_at,
+                    audit_seq=link.seq,
+                    chain_hash=link.hash,
+                    delivered=item.deliveries,
+                    skipped=outcome.skipped if isinstance(outcome, AcceptEdoc) else (),
+                )
+            elif isinstance(outcome, Rejection) and item.sender and link is not None:
+                item.receipt = self.writer.rejection(
+                    receipt_id=item.receipt_id,
+                    code=outcome.code,
+                    reason=outcome.reason,
+                    rejected_at=item.inbound.received_at,
+                    audit_seq=link.seq,
+                    chain_hash=link.hash,
+                    message_id=item.inbound.message_id,
+                    document_id=item.document_id,
+                    sender=item.sender,
+                )
+
+    def confirm(self, items: Sequence[Item]) -> None:
+        """The broker confirmed every publish of ``items``: record it before the router acks."""
+        with self.engine.begin() as conn:
+            record.confirm(conn, items, self.clock())
+            seq, _ = audit.head(conn)
+        if self._last_head_seq is None or seq - self._last_head_seq >= HEAD_EVERY_EVENTS:
+            self.sign_chain_head()
+
+    def sign_chain_head(self) -> int | None:
+        """Sign the audit chain's head if it moved since the last signed head; return its seq."""
+        with self.engine.begin() as conn:
+            seq, chain_hash = audit.head(conn)
+            last = conn.execute(sa.select(sa.func.max(ChainHead.seq))).scalar()
+            self._last_head_seq = seq
+            if seq == 0 or (last is not None and last >= seq):
+                return None
+            now = self.clock()
+            body = self.writer.chain_head(seq=seq, chain_hash=chain_hash, signed_at=now)
+            conn.execute(
+                sa.insert(ChainHead).values(seq=seq, hash=chain_hash, signed_at=now, body=body)
+            )
+        log.info("audit.head_signed", seq=seq)
+        return seq
+
+    def _read(self, root: etree._Element, kind: str) -> schemas.Edoc | schemas.Status:
+        if kind == "status":
+            return schemas.parse_status(root, check_schema=False)
+        return schemas.parse_edoc(root, with_attachments=False, check_schema=False)
+
+    @staticmethod
+    def _references(checked: Sequence[Checked]) -> tuple[set[str], set[tuple[str, str]]]:
+        ids = authorize.referenced_documents(
+            c.document for c in checked if c.failure is None and c.document
+        )
+        statuses = {
+            (c.sender, c.sha256)
+            for c in checked
+            if c.failure is None and c.sender and isinstance(c.document, schemas.Status)
+        }
+        return ids, statuses
+
+    def _rebuild_receipt(self, receipt_id: str) -> bytes | None:
+        """Re-issue a receipt lost to a crash between recording and confirming (rare)."""
+        with self.engine.connect() as conn:
+            return record.rebuild_receipt(conn, receipt_id, self.writer)
+
+    @staticmethod
+    def _log(items: Sequence[Item]) -> None:
+        for item in items:
+            outcome = item.outcome
+            common = {
+                "receipt_id": item.receipt_id,
+                "document_id": item.document_id,
+                "sender": item.sender,
+            }
+            if isinstance(outcome, AcceptEdoc):
+                log.info("document.accepted", recipients=len(outcome.recipients), **common)
+            elif isinstance(outcome, AcceptStatus):
+                log.info("status.accepted", code=str(outcome.status.code), **common)
+            elif isinstance(outcome, Retry):
+                log.info("document.retry", redeliver=len(outcome.redeliver), **common)
+            elif isinstance(outcome, Rejection):
+                log.info("document.rejected", code=outcome.code, reason=outcome.reason, **common)
+            else:
+                log.warning(
+                    "document.quarantined", reason=outcome.reason, user_id=item.inbound.user_id
+                )

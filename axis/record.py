@@ -1,0 +1,402 @@
+"""Recording a batch: what the hub knew before it, and what it decided, in one transaction.
+
+Three calls, each one round trip's worth of SQL per batch, never per message:
+
+- :func:`lookup` — the earlier documents and statuses a batch names;
+- :func:`write` — the batch's audit events, documents, statuses and pending
+  deliveries (before anything is published);
+- :func:`confirm` — DELIVERED events and delivery times once the broker has
+  confirmed, plus the signed receipts (before anything is acknowledged).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from axis.audit import store as audit
+from axis.audit.chain import Event, EventKind, Link, format_time
+from axis.authorize import (
+    AcceptEdoc,
+    AcceptStatus,
+    Known,
+    KnownDocument,
+    KnownStatus,
+    Retry,
+    Unattributable,
+)
+from axis.models import AuditEvent, Delivery, Document, Receipt
+from axis.models import Status as StatusRow
+from axis.receipts import ReceiptWriter
+from axis.rejections import Rejection
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as the router took it from ``axis.inbound``."""
+
+    tag: int
+    body: bytes
+    user_id: str | None
+    message_id: str | None
+    type: str | None
+    content_type: str | None
+    received_at: datetime
+    """The hub's receipt timestamp: when the router took the message."""
+    redelivered: bool = False
+
+
+Outcome = AcceptEdoc | AcceptStatus | Retry | Rejection | Unattributable
+
+
+@dataclass
+class Item:
+    """One message of a batch on its way through the router."""
+
+    inbound: Inbound
+    sha256: str
+    receipt_id: str
+    outcome: Outcome
+    sender: str | None = None
+    document_id: str | None = None
+    link: Link | None = None
+    """The message's own audit event (RECEIVED, STATUS, REJECTED or QUARANTINED)."""
+    deliveries: tuple[str, ...] = ()
+    """Recipients to publish to in this pass."""
+    receipt: bytes | None = None
+    """The signed receipt or rejection, once built."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str, str]]) -> Known:
+    """What the hub already accepted among ``document_ids`` and (sender, sha256) status keys."""
+    known = Known()
+    rows = []
+    for chunk in _chunks(sorted(document_ids)):
+        rows += conn.execute(
+            sa.select(
+                Document.document_id, Document.sender, Document.sha256, Document.receipt_id
+            ).where(Document.document_id.in_(chunk))
+        ).all()
+    statuses = []
+    for chunk in _chunks(sorted(status_keys)):
+        statuses += conn.execute(
+            sa.select(StatusRow.receipt_id, StatusRow.document_id, StatusRow.sender).where(
+                sa.tuple_(StatusRow.sender, StatusRow.sha256).in_(chunk)
+            )
+        ).all()
+    receipts = [r.receipt_id for r in rows] + [s.receipt_id for s in statuses]
+    recipients: dict[str, list[str]] = {}
+    undelivered: dict[str, list[str]] = {}
+    for chunk in _chunks(receipts):
+        for d in conn.execute(
+            sa.select(Delivery.receipt_id, Delivery.recipient, Delivery.delivered_at).where(
+                Delivery.receipt_id.in_(chunk)
+            )
+        ):
+            recipients.setdefault(d.receipt_id, []).append(d.recipient)
+            if d.delivered_at is None:
+                undelivered.setdefault(d.receipt_id, []).append(d.recipient)
+    for r in rows:
+        known.documents[r.document_id] = KnownDocument(
+            r.document_id,
+            r.sender,
+            r.sha256,
+            r.receipt_id,
+            tuple(recipients.get(r.receipt_id, ())),
+            tuple(undelivered.get(r.receipt_id, ())),
+        )
+    sha_by_receipt = {}
+    for chunk in _chunks([s.receipt_id for s in statuses]):
+        sha_by_receipt.update(
+            conn.execute(
+                sa.select(StatusRow.receipt_id, StatusRow.sha256).where(
+                    StatusRow.receipt_id.in_(chunk)
+                )
+            ).all()
+        )
+    for s in statuses:
+        addressee = (recipients.get(s.receipt_id) or [""])[0]
+        known.statuses[(s.sender, sha_by_receipt[s.receipt_id])] = KnownStatus(
+            s.receipt_id,
+            s.document_id,
+            s.sender,
+            addressee,
+            tuple(undelivered.get(s.receipt_id, ())),
+        )
+    return known
+
+
+def _event(item: Item) -> Event | None:
+    inbound, outcome = item.inbound, item.outcome
+    base = {"message_id": inbound.message_id, "sha256": item.sha256, "size": len(inbound.body)}
+    if isinstance(outcome, AcceptEdoc):
+        return Event(
+            EventKind.RECEIVED,
+            inbound.received_at,
+            item.receipt_id,
+            item.document_id,
+            item.sender,
+            detail={
+                **base,
+                "type": "edoc",
+                "recipients": list(outcome.recipients),
+                "skipped": list(outcome.skipped),
+            },
+        )
+    if isinstance(outcome, AcceptStatus):
+        return Event(
+            EventKind.STATUS,
+            inbound.received_at,
+            item.receipt_id,
+            item.document_id,
+            item.sender,
+            outcome.addressee,
+            str(outcome.status.code),
+            detail={
+                **base,
+                "type": "status",
+                "stated_at": format_time(outcome.status.timestamp),
+            },
+        )
+    if isinstance(outcome, Rejection):
+        return Event(
+            EventKind.REJECTED,
+            inbound.received_at,
+            item.receipt_id,
+            item.document_id,
+            item.sender,
+            code=outcome.code,
+            detail={**base, "reason": outcome.reason, "type": inbound.type},
+        )
+    if isinstance(outcome, Unattributable):
+        return Event(
+            EventKind.QUARANTINED,
+            inbound.received_at,
+            item.receipt_id,
+            item.document_id,
+            inbound.user_id,
+            detail={**base, "reason": outcome.reason, "type": inbound.type},
+        )
+    return None
+
+
+def write(conn: Connection, items: Sequence[Item]) -> None:
+    """Record a decided batch: audit events first (they number the rest), then the rows."""
+    events: list[Event] = []
+    owners: list[Item | None] = []
+    for item in items:
+        event = _event(item)
+        if event is None:
+            continue
+        events.append(event)
+        owners.append(item)
+        outcome = item.outcome
+        if isinstance(outcome, AcceptEdoc) and outcome.business_event:
+            events.append(
+                Event(
+                    EventKind(outcome.business_event),
+                    item.inbound.received_at,
+                    item.receipt_id,
+                    outcome.edoc.business.replacement_info,
+                    item.sender,
+                    detail={"by": item.document_id, "reason": outcome.edoc.business.reason or ""},
+                )
+            )
+            owners.append(None)
+    for owner, link in zip(owners, audit.append(conn, events), strict=True):
+        if owner is not None:
+            owner.link = link
+
+    documents, statuses, deliveries, states = [], [], [], []
+    for item in items:
+        outcome = item.outcome
+        if isinstance(outcome, AcceptEdoc):
+            edoc = outcome.edoc
+            documents.append(
+                {
+                    "document_id": edoc.document_id,
+                    "receipt_id": item.receipt_id,
+                    "message_id": item.inbound.message_id or "",
+                    "sender": item.sender,
+                    "sha256": item.sha256,
+                    "size": len(item.inbound.body),
+                    "received_at": item.inbound.received_at,
+                    "audit_seq": item.link.seq if item.link else 0,
+                    "subject": edoc.subject,
+                    "doc_type": edoc.document_type,
+                    "priority": int(edoc.priority),
+                    "steering_type": int(edoc.steering_type),
+                    "due_date": edoc.due_date,
+                    "business_type": int(edoc.business.doc_type),
+                    "acts_on": edoc.business.replacement_info,
+                    "state": "active",
+                }
+            )
+            if outcome.business_event:
+                states.append(
+                    {
+                        "target": edoc.business.replacement_info,
+                        "new_state": outcome.business_event.lower(),
+                    }
+                )
+            deliveries += [
+                {"receipt_id": item.receipt_id, "recipient": r} for r in outcome.recipients
+            ]
+        elif isinstance(outcome, AcceptStatus):
+            statuses.append(
+                {
+                    "receipt_id": item.receipt_id,
+                    "message_id": item.inbound.message_id or "",
+                    "document_id": outcome.status.document_id,
+                    "sender": item.sender,
+                    "code": str(outcome.status.code),
+                    "sha256": item.sha256,
+                    "stated_at": outcome.status.timestamp,
+                    "received_at": item.inbound.received_at,
+                    "audit_seq": item.link.seq if item.link else 0,
+                }
+            )
+            deliveries.append({"receipt_id": item.receipt_id, "recipient": outcome.addressee})
+    if documents:
+        conn.execute(sa.insert(Document), documents)
+    if statuses:
+        conn.execute(sa.insert(StatusRow), statuses)
+    if deliveries:
+        conn.execute(sa.insert(Delivery), deliveries)
+    if states:
+        conn.execute(
+            sa.update(Document)
+            .where(Document.document_id == sa.bindparam("target"))
+            .values(state=sa.bindparam("new_state")),
+            states,
+        )
+
+
+def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> int:
+    """Record that the broker confirmed a batch's deliveries; store its receipts.
+
+    Only deliveries still pending get a DELIVERED event, so a redone delivery after a
+    crash is not recorded twice. Returns the number of DELIVERED events.
+    """
+    published = {(item.receipt_id, r): item for item in items for r in item.deliveries}
+    pending: list[tuple[str, str]] = []
+    receipt_ids = sorted({receipt_id for receipt_id, _ in published})
+    for chunk in _chunks(receipt_ids):
+        pending += [
+            (row.receipt_id, row.recipient)
+            for row in conn.execute(
+                sa.select(Delivery.receipt_id, Delivery.recipient).where(
+                    Delivery.receipt_id.in_(chunk), Delivery.delivered_at.is_(None)
+                )
+            )
+            if (row.receipt_id, row.recipient) in published
+        ]
+    if pending:
+        conn.execute(
+            sa.update(Delivery)
+            .where(
+                Delivery.receipt_id == sa.bindparam("rid"),
+                Delivery.recipient == sa.bindparam("rcp"),
+            )
+            .values(delivered_at=confirmed_at),
+            [{"rid": rid, "rcp": rcp} for rid, rcp in pending],
+        )
+        events = []
+        for rid, rcp in pending:
+            item = published[(rid, rcp)]
+            outcome = item.outcome
+            code = str(outcome.status.code) if isinstance(outcome, AcceptStatus) else None
+            events.append(
+                Event(
+                    EventKind.DELIVERED, confirmed_at, rid, item.document_id, item.sender, rcp, code
+                )
+            )
+        audit.append(conn, events)
+    receipts = [
+        {
+            "receipt_id": item.receipt_id,
+            "kind": "rejection" if isinstance(item.outcome, Rejection) else "receipt",
+            "body": item.receipt,
+        }
+        for item in items
+        if item.receipt is not None and not isinstance(item.outcome, Retry | Unattributable)
+    ]
+    if receipts:
+        insert = sa.insert(Receipt)
+        if conn.dialect.name == "sqlite":
+            insert = insert.prefix_with("OR IGNORE")
+        else:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            insert = pg_insert(Receipt).on_conflict_do_nothing()
+        conn.execute(insert, receipts)
+    return len(pending)
+
+
+def stored_receipts(conn: Connection, receipt_ids: Iterable[str]) -> dict[str, bytes]:
+    """The signed receipts or rejections kept for ``receipt_ids``."""
+    found: dict[str, bytes] = {}
+    for chunk in _chunks(sorted(set(receipt_ids))):
+        found.update(
+            conn.execute(
+                sa.select(Receipt.receipt_id, Receipt.body).where(Receipt.receipt_id.in_(chunk))
+            ).all()
+        )
+    return found
+
+
+def rebuild_receipt(conn: Connection, receipt_id: str, writer: ReceiptWriter) -> bytes | None:
+    """Re-issue the receipt of an accepted message from what was recorded.
+
+    Used when a crash fell between recording a message and storing its receipt:
+    the content is the original's (same ids, times, sequence number and chain hash).
+    """
+    doc = conn.execute(
+        sa.select(Document).where(Document.receipt_id == receipt_id)
+    ).scalar_one_or_none()
+    status = None
+    if doc is None:
+        status = conn.execute(
+            sa.select(StatusRow).where(StatusRow.receipt_id == receipt_id)
+        ).scalar_one_or_none()
+        if status is None:
+            return None
+    seq = doc.audit_seq if doc else status.audit_seq  # type: ignore[union-attr]
+    event = conn.execute(
+        sa.select(AuditEvent.hash, AuditEvent.detail).where(AuditEvent.seq == seq)
+    ).one()
+    detail = json.loads(event.detail)
+    recipients = tuple(
+        detail.get("recipients")
+        or conn.execute(
+            sa.select(Delivery.recipient).where(Delivery.receipt_id == receipt_id)
+        ).scalars()
+    )
+    source = doc if doc is not None else status
+    assert source is not None
+    return writer.receipt(
+        receipt_id=receipt_id,
+        message_id=source.message_id,
+        kind="edoc" if doc is not None else "status",
+        sender=source.sender,
+        document_id=source.document_id,
+        sha256=source.sha256,
+        received_at=source.received_at,
+        audit_seq=seq,
+        chain_hash=event.hash,
+        delivered=recipients,
+        skipped=tuple(detail.get("skipped", ())),
+    )
