@@ -2,9 +2,223 @@
 
 from __future__ import annotations
 
+import mimetypes
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import NoReturn
+
 import click
+from lxml import etree
+
+from axis.rejections import Rejection, SchemaInvalid, TooLarge
+from schemas import (
+    Attachment,
+    Business,
+    BusinessDocType,
+    Edoc,
+    Organization,
+    Priority,
+    ResponseFor,
+    SteeringType,
+    TraceHeader,
+    is_group_id,
+    is_organ_id,
+    parse_edoc,
+    parse_receipt,
+    parse_rejection,
+    parse_status,
+    to_bytes,
+    validate,
+)
+from schemas.samples import DOCUMENT_TYPES, VIETNAM
+from schemas.xml import DEFAULT_MAX_BYTES, parse
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @click.group("doc")
 def group() -> None:
     """Build, validate, sign and verify edXML documents."""
+
+
+def _agency(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not is_organ_id(value):
+        raise click.BadParameter(f"{value!r} is not an agency code ([0-9A-Z.], at most 35)")
+    return value
+
+
+def _recipients(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for code in value:
+        if not (is_organ_id(code) or is_group_id(code)):
+            raise click.BadParameter(f"{code!r} is neither an agency code nor a @group")
+    return value
+
+
+def _business(
+    revoke: str | None, update: str | None, replace: str | None, reason: str | None
+) -> Business:
+    chosen = [
+        (doc_type, target)
+        for doc_type, target in (
+            (BusinessDocType.REVOKE, revoke),
+            (BusinessDocType.UPDATE, update),
+            (BusinessDocType.REPLACE, replace),
+        )
+        if target is not None
+    ]
+    if len(chosen) > 1:
+        raise click.UsageError("--revoke, --update and --replace exclude each other")
+    if not chosen:
+        if reason is not None:
+            raise click.UsageError("--reason goes with --revoke, --update or --replace")
+        return Business()
+    doc_type, target = chosen[0]
+    return Business(doc_type, reason, target)
+
+
+def _attachment(index: int, path: Path) -> Attachment:
+    content_type, _ = mimetypes.guess_type(path.name)
+    return Attachment(
+        content_id=f"att-{index}",
+        content_type=content_type or "application/octet-stream",
+        name=path.name,
+        data=path.read_bytes(),
+    )
+
+
+def _fail(rejection: Rejection) -> NoReturn:
+    click.echo(str(rejection), err=True)
+    raise SystemExit(1)
+
+
+@group.command("new")
+@click.option(
+    "--from", "sender", required=True, metavar="CODE", callback=_agency, help="The sending agency."
+)
+@click.option(
+    "--to",
+    "recipients",
+    required=True,
+    multiple=True,
+    metavar="CODE",
+    help="Recipient or @group.",
+)
+@click.option("--subject", required=True, help="Trích yếu: what the document is about.")
+@click.option("--number", required=True, help="The document number, e.g. 101.")
+@click.option("--notation", required=True, help="The notation, e.g. VPCP-KSTT.")
+@click.option("--date", "promulgated", type=_DATE, help="Promulgation date (default: today).")
+@click.option("--type", "doc_type", type=click.IntRange(1, 999), default=1, show_default=True)
+@click.option("--type-name", help="Name of the document type (default: from --type).")
+@click.option("--due", type=_DATE, help="Due date for handling the document.")
+@click.option("--priority", type=click.IntRange(0, 4), default=0, show_default=True)
+@click.option("--steering", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file to attach (repeatable).",
+)
+@click.option("--content", help="A summary of the document's content.")
+@click.option(
+    "--reply-to", "reply_to", multiple=True, metavar="DOCUMENT_ID", help="A document answered."
+)
+@click.option("--revoke", metavar="DOCUMENT_ID", help="Revoke an earlier document.")
+@click.option("--update", metavar="DOCUMENT_ID", help="Update an earlier document.")
+@click.option("--replace", metavar="DOCUMENT_ID", help="Replace an earlier document.")
+@click.option("--reason", help="Why the earlier document is revoked, updated or replaced.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
+def new(
+    sender: str,
+    recipients: tuple[str, ...],
+    subject: str,
+    number: str,
+    notation: str,
+    promulgated: datetime | None,
+    doc_type: int,
+    type_name: str | None,
+    due: datetime | None,
+    priority: int,
+    steering: int,
+    attach: tuple[Path, ...],
+    content: str | None,
+    reply_to: tuple[str, ...],
+    revoke: str | None,
+    update: str | None,
+    replace: str | None,
+    reason: str | None,
+    output: Path | None,
+) -> None:
+    """Write a new unsigned edXML document that satisfies the schema."""
+    now = datetime.now(UTC)
+    when: date = promulgated.date() if promulgated else now.astimezone(VIETNAM).date()
+    known_type = DOCUMENT_TYPES.get(doc_type)
+    try:
+        edoc = Edoc(
+            sender=Organization(sender),
+            recipients=tuple(Organization(code) for code in recipients),
+            number=number,
+            notation=notation,
+            promulgation_date=when,
+            subject=subject,
+            document_type=doc_type,
+            type_name=type_name or (known_type[0] if known_type else None),
+            content=content,
+            due_date=due.date() if due else None,
+            steering_type=SteeringType(steering),
+            priority=Priority(priority),
+            response_for=tuple(ResponseFor.from_document_id(d) for d in reply_to),
+            trace=(TraceHeader(sender, now),),
+            business=_business(revoke, update, replace, reason),
+            attachments=tuple(_attachment(i, path) for i, path in enumerate(attach, 1)),
+        )
+        data = to_bytes(edoc)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        validate(parse(data))
+    except SchemaInvalid as exc:
+        _fail(exc)
+    if output is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(data)
+        click.echo(f"{edoc.document_id} -> {output}", err=True)
+
+
+def _document_id_of(kind: str, root: etree._Element) -> str | None:
+    if kind == "edoc":
+        return parse_edoc(root, with_attachments=False, check_schema=False).document_id
+    if kind == "status":
+        return parse_status(root, check_schema=False).document_id
+    if kind == "receipt":
+        return parse_receipt(root, check_schema=False).document_id
+    return parse_rejection(root, check_schema=False).document_id
+
+
+@group.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--max-bytes", type=click.IntRange(1), default=DEFAULT_MAX_BYTES, show_default=True)
+def validate_command(file: Path, max_bytes: int) -> None:
+    """Check FILE against the Axis schemas; print its kind and DocumentId.
+
+    Exits 1 with the rejection code (MALFORMED, SCHEMA_INVALID, TOO_LARGE) and
+    the reason on stderr.
+    """
+    try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise TooLarge(f"the file is {size} bytes, more than the limit of {max_bytes}")
+        root = parse(file.read_bytes(), max_bytes=max_bytes)
+        kind = validate(root)
+        document_id = _document_id_of(kind, root)
+    except Rejection as exc:
+        _fail(exc)
+    click.echo(f"{kind} {document_id or '-'}")
