@@ -1,0 +1,339 @@
+"""The router: consumes ``axis.inbound`` and runs each batch through the pipeline.
+
+    take a batch → pipeline.handle (parse → validate → verify → authorize → record)
+                 → publish (deliver) → broker confirms → pipeline.confirm → ack
+
+One process, one pika ``SelectConnection``, one thread: messages accumulate up to
+``batch_size`` (or ``batch_wait_ms``), are decided and recorded in one database
+transaction, and their deliveries are published with asynchronous publisher
+confirms. An inbound message is acknowledged only after every publish of its batch
+is confirmed and the confirmation is recorded; a nack, an unroutable delivery or a
+lost connection leaves it unacknowledged, so the broker hands it out again and the
+pipeline finishes what was left (at-least-once, same receipt id). Database
+trouble pauses the router (the prefetch window stops the broker) and it retries.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.exceptions
+import sqlalchemy.exc
+import structlog
+from pika.channel import Channel
+from pika.spec import Basic, BasicProperties
+
+from axis.amqp import parameters
+from axis.broker.topology import INBOUND_QUEUE
+from axis.config import Config
+from axis.deliver import Outgoing
+from axis.pipeline import Pipeline, utcnow
+from axis.record import Inbound, Item
+
+log = structlog.get_logger("axis.router")
+
+RETRY_DELAYS = (0.5, 1, 2, 5, 10)
+"""Back-off between attempts after a lost broker or database, in seconds."""
+STOP_GRACE_S = 30.0
+"""How long a stopping router waits for in-flight work before it closes anyway."""
+
+
+@dataclass
+class Batch:
+    """A batch between publishing and acknowledging."""
+
+    tags: list[int]
+    items: list[Item]
+    waiting: int
+    failed: bool = False
+    confirmed: bool = False
+    receipt_ids: set[str] = field(default_factory=set)
+
+
+class Router:
+    """Consumes and routes until :meth:`stop` is called (or a signal arrives)."""
+
+    def __init__(self, config: Config, pipeline: Pipeline) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.batch_size = config.router.batch_size
+        self.batch_wait = config.router.batch_wait_ms / 1000
+        self._stopping = False
+        self._connection: pika.SelectConnection | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._channel: Channel | None = None
+        self._consumer_tag: str | None = None
+        self._pending: list[Inbound] = []
+        self._timer: object | None = None
+        self._publish_seq = 0
+        self._unconfirmed: dict[int, Batch] = {}
+        self._by_receipt: dict[str, Batch] = {}
+        self._to_record: list[Batch] = []
+        self._blocked_until = 0.0
+
+    def run(self, *, install_signals: bool = True) -> None:
+        """Serve until stopped, reconnecting to the broker whenever it goes away."""
+        if install_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop())
+        attempt = 0
+        while not self._stopping:
+            self._reset()
+            started = time.monotonic()
+            try:
+                self._connection = pika.SelectConnection(
+                    parameters(self.config.broker, name="axis-router"),
+                    on_open_callback=self._on_connection_open,
+                    on_open_error_callback=self._on_connection_error,
+                    on_close_callback=self._on_connection_closed,
+                )
+                self._connection.ioloop.start()
+            except Exception:
+                log.exception("router.loop_failed")
+            if self._stopping:
+                break
+            attempt = 0 if time.monotonic() - started > 30 else attempt + 1
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+            log.warning("router.reconnecting", in_s=delay)
+            time.sleep(delay)
+        log.info("router.stopped")
+
+    def stop(self) -> None:
+        """Stop taking messages, finish what is in flight, close and return from :meth:`run`."""
+        self._stopping = True
+        connection = self._connection
+        if connection is not None:
+            connection.ioloop.add_callback_threadsafe(self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        log.info("router.stopping", in_flight=len(self._pending) + len(self._unconfirmed))
+        # Whatever cannot finish in time (say, with the database down) stays
+        # unacknowledged, and the broker hands it to the next router.
+        self._later(STOP_GRACE_S, self._force_close)
+        if self._channel is not None and self._channel.is_open and self._consumer_tag:
+            self._channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
+        self._flush()
+        self._maybe_close()
+
+    def _force_close(self) -> None:
+        self._pending.clear()
+        self._unconfirmed.clear()
+        self._to_record.clear()
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if not self._stopping or self._pending or self._unconfirmed or self._to_record:
+            return
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+        elif self._connection is not None:
+            self._connection.ioloop.stop()
+
+    # Connection and channel set-up.
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_error(self, connection: pika.SelectConnection, error: Exception) -> None:
+        log.warning("router.connect_failed", error=str(error))
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection: pika.SelectConnection, reason: Exception) -> None:
+        if not self._stopping:
+            log.warning("router.connection_lost", reason=str(reason))
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(
+            self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel)
+        )
+
+    def _on_confirm_mode(self, channel: Channel) -> None:
+        channel.basic_qos(
+            prefetch_count=self.config.router.prefetch, callback=lambda _f: self._consume(channel)
+        )
+
+    def _consume(self, channel: Channel) -> None:
+        self._consumer_tag = channel.basic_consume(INBOUND_QUEUE, self._on_message)
+        self._later(self.config.router.chain_head_interval_s, self._sign_chain_head)
+        log.info("router.consuming", queue=INBOUND_QUEUE, prefetch=self.config.router.prefetch)
+
+    def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
+        log.warning("router.channel_closed", reason=str(reason))
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    # Taking messages and batching them.
+
+    def _on_message(
+        self, channel: Channel, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
+        self._pending.append(
+            Inbound(
+                tag=method.delivery_tag,
+                body=body,
+                user_id=props.user_id,
+                message_id=props.message_id,
+                type=props.type,
+                content_type=props.content_type,
+                received_at=utcnow(),
+                redelivered=bool(method.redelivered),
+            )
+        )
+        if len(self._pending) >= self.batch_size:
+            self._flush()
+        elif self._timer is None and self._connection is not None:
+            self._timer = self._connection.ioloop.call_later(self.batch_wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._flush()
+
+    def _later(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._connection is not None:
+            self._connection.ioloop.call_later(delay, callback)
+
+    def _flush(self) -> None:
+        """Handle what is pending, unless the database asked us to wait."""
+        if self._timer is not None and self._connection is not None:
+            self._connection.ioloop.remove_timeout(self._timer)
+            self._timer = None
+        if not self._pending or self._channel is None or not self._channel.is_open:
+            return
+        if time.monotonic() < self._blocked_until:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            items, outgoing = self.pipeline.handle(batch)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            self._pending = batch + self._pending
+            self._database_down("record", exc, self._flush)
+            return
+        self._publish(Batch([m.tag for m in batch], items, 0), outgoing)
+
+    def _database_down(self, step: str, exc: Exception, retry: Callable[[], None]) -> None:
+        delay = RETRY_DELAYS[2]
+        self._blocked_until = time.monotonic() + delay
+        log.error(
+            "database.unavailable", step=step, error=str(exc).splitlines()[0], retry_in_s=delay
+        )
+        self._later(delay, retry)
+
+    # Delivering and confirming.
+
+    def _publish(self, batch: Batch, outgoing: list[Outgoing]) -> None:
+        channel = self._channel
+        assert channel is not None
+        for message in outgoing:
+            channel.basic_publish(
+                message.exchange,
+                message.routing_key,
+                message.body,
+                BasicProperties(
+                    delivery_mode=2,
+                    content_type="application/xml",
+                    type=message.type,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    user_id=message.user_id,
+                    headers=message.headers,
+                ),
+                mandatory=True,
+            )
+            self._publish_seq += 1
+            self._unconfirmed[self._publish_seq] = batch
+            batch.waiting += 1
+            if message.item is not None:
+                batch.receipt_ids.add(message.item.receipt_id)
+        for receipt_id in batch.receipt_ids:
+            self._by_receipt[receipt_id] = batch
+        if batch.waiting == 0:
+            self._confirmed(batch)
+
+    def _on_return(
+        self, channel: Channel, method: Basic.Return, props: BasicProperties, body: bytes
+    ) -> None:
+        receipt_id = (props.headers or {}).get("x-axis-receipt-id")
+        batch = self._by_receipt.get(receipt_id) if receipt_id else None
+        log.error(
+            "delivery.unroutable",
+            routing_key=method.routing_key,
+            receipt_id=receipt_id,
+            reply=method.reply_text,
+        )
+        if batch is not None:
+            batch.failed = True
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        nack = isinstance(method, Basic.Nack)
+        tags = (
+            [t for t in self._unconfirmed if t <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        for tag in tags:
+            batch = self._unconfirmed.pop(tag, None)
+            if batch is None:
+                continue
+            batch.failed |= nack
+            batch.waiting -= 1
+            if batch.waiting == 0:
+                self._confirmed(batch)
+
+    def _confirmed(self, batch: Batch) -> None:
+        for receipt_id in batch.receipt_ids:
+            self._by_receipt.pop(receipt_id, None)
+        if batch.failed:
+            log.warning("batch.redo", messages=len(batch.tags))
+            self._settle(batch, ack=False)
+            return
+        self._to_record.append(batch)
+        self._record_confirmations()
+
+    def _record_confirmations(self) -> None:
+        batches, self._to_record = self._to_record, []
+        if not batches:
+            return
+        try:
+            self.pipeline.confirm([item for batch in batches for item in batch.items])
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            self._to_record = batches + self._to_record
+            self._database_down("confirm", exc, self._record_confirmations)
+            return
+        for batch in batches:
+            self._settle(batch, ack=True)
+        if self._pending:
+            self._flush()
+
+    def _settle(self, batch: Batch, *, ack: bool) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            return  # the broker requeues what the closed channel held
+        for tag in batch.tags:
+            if ack:
+                channel.basic_ack(tag)
+            else:
+                channel.basic_nack(tag, requeue=True)
+        self._maybe_close()
+
+    # Signed chain heads, on their own clock.
+
+    def _sign_chain_head(self) -> None:
+        try:
+            self.pipeline.sign_chain_head()
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            log.warning("audit.head_failed", error=str(exc).splitlines()[0])
+        if not self._stopping:
+            self._later(self.config.router.chain_head_interval_s, self._sign_chain_head)
