@@ -170,7 +170,8 @@ class Router:
         log.info("router.consuming", queue=INBOUND_QUEUE, prefetch=self.config.router.prefetch)
 
     def _on_channel_closed(self, channel: Channel, reason: Exception) -> None:
-        log.warning("router.channel_closed", reason=str(reason))
+        if not self._stopping:
+            log.warning("router.channel_closed", reason=str(reason))
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
 

@@ -141,10 +141,15 @@ def verify(
 ) -> VerifyReport:
     """Recompute the whole chain and check it against the signed chain heads.
 
-    ``check_head`` verifies one signed head's signature and returns a reason when it
-    does not verify. The report names the first broken or missing link.
+    ``check_head`` verifies one signed head (a row with seq, hash, signed_at and
+    body) and returns a reason when it does not verify. The report names the first broken or missing link.
     """
-    heads = {h.seq: h for h in conn.execute(sa.select(ChainHead).order_by(ChainHead.seq)).scalars()}
+    heads = {
+        h.seq: h
+        for h in conn.execute(
+            sa.select(ChainHead.seq, ChainHead.hash, ChainHead.signed_at, ChainHead.body)
+        )
+    }
     checked = heads_checked = 0
     seq, previous = 0, GENESIS
     problem: Break | None = None

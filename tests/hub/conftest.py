@@ -1,0 +1,214 @@
+"""A real hub for end-to-end tests: its own vhost, database, CA, agencies and router.
+
+The router runs in a thread of the test process against the real RabbitMQ; agencies
+are registered with the registry and topology functions directly and talk to the hub
+over AMQP with their own credentials, exactly as PROTOCOL.md describes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pika
+import pytest
+import sqlalchemy as sa
+
+import schemas
+from axis import db, registry
+from axis.broker.testing import BrokerEnv
+from axis.broker.topology import provision_agency_user, provision_hub, provision_hub_user, provision_inbox
+from axis.config import Config, from_mapping
+from axis.router import Router
+from axis.service import build_pipeline
+from schemas.samples import sample_edoc
+from signing import Signer
+from signing.pki import CertifiedKey, make_ca, make_leaf
+
+HUB_NS = "urn:axis:hub:1"
+
+
+@dataclass
+class Message:
+    """A message taken from an inbox."""
+
+    type: str
+    body: bytes
+    headers: dict
+    message_id: str | None
+    correlation_id: str | None
+    user_id: str | None
+
+
+@dataclass
+class Agency:
+    """A registered agency: its code, broker login and signing key."""
+
+    code: str
+    password: str
+    signer: Signer
+    url: str
+    _connection: pika.BlockingConnection | None = field(default=None, repr=False)
+
+    def channel(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        """A channel on this agency's own connection (opened on first use)."""
+        if self._connection is None or self._connection.is_closed:
+            self._connection = pika.BlockingConnection(pika.URLParameters(self.url))
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+        return self._channel
+
+    def publish(self, body: bytes, *, type: str = "edoc", user_id: str | None = "", message_id: str | None = None,
+                content_type: str = "application/xml") -> str:
+        """Publish ``body`` to ``axis.submit`` as PROTOCOL section 3 says; return the message id."""
+        message_id = message_id or str(uuid.uuid4())
+        self.channel().basic_publish(
+            "axis.submit",
+            "",
+            body,
+            pika.BasicProperties(
+                delivery_mode=2,
+                content_type=content_type,
+                type=type,
+                message_id=message_id,
+                user_id=self.code if user_id == "" else user_id,
+            ),
+            mandatory=True,
+        )
+        return message_id
+
+    def sign(self, document: schemas.Edoc | schemas.Status) -> bytes:
+        """The document signed with this agency's key."""
+        return self.signer.sign(schemas.to_element(document))
+
+    def edoc(self, recipients: list[str], number: int | None = None, **kwargs) -> schemas.Edoc:
+        """A realistic unsigned edoc from this agency."""
+        return sample_edoc(self.code, recipients, document_number=number or secrets.randbelow(10**6), **kwargs)
+
+    def take(self, count: int = 1, timeout: float = 15.0) -> list[Message]:
+        """Take ``count`` messages from this agency's inbox, waiting up to ``timeout`` seconds."""
+        channel = self.channel()
+        found: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            method, props, body = channel.basic_get(f"axis.inbox.{self.code}", auto_ack=True)
+            if method is None:
+                self._connection.sleep(0.02)
+                continue
+            found.append(
+                Message(props.type, body, dict(props.headers or {}), props.message_id, props.correlation_id,
+                        props.user_id)
+            )
+        return found
+
+    def close(self) -> None:
+        """Close this agency's connection."""
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+
+@dataclass
+class Hub:
+    """A running hub and what a test needs to drive it."""
+
+    config: Config
+    broker: BrokerEnv
+    ca: CertifiedKey
+    engine: sa.Engine
+    router: Router
+    agencies: dict[str, Agency] = field(default_factory=dict)
+
+    def register(self, code: str, *, kind: str = "ministry", groups: tuple[str, ...] = ()) -> Agency:
+        """Register an agency (registry, certificate, broker user, inbox) and return it."""
+        leaf = make_leaf(code, self.ca)
+        password = secrets.token_urlsafe(16)
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            registry.add_agency(conn, code, f"Agency {code}", kind, now)
+            registry.add_certificate(conn, code, leaf.certificate, now)
+            for group in groups:
+                registry.set_group(conn, group, [code])
+        with self.broker.management() as mgmt:
+            provision_agency_user(mgmt, self.broker.vhost, code, password, tags=(self.broker.user_tag,))
+            provision_inbox(mgmt, self.broker.vhost, code)
+        agency = Agency(code, password, Signer(leaf.key, leaf.certificate), self.broker.amqp_url_for(code, password))
+        self.agencies[code] = agency
+        return agency
+
+    def wait_until(self, predicate, timeout: float = 15.0) -> None:
+        """Poll ``predicate`` until it holds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the hub")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hub]:
+    """A hub on a vhost of its own, with SQLite, or PostgreSQL when parametrized so."""
+    env = broker.derive(secrets.token_hex(3))
+    url = request.getfixturevalue("pg_fresh_url") if getattr(request, "param", "sqlite") == "postgres" else (
+        f"sqlite:///{tmp_path / 'axis.db'}"
+    )
+    ca = make_ca("Axis Test CA")
+    hub_leaf = make_leaf("axis-hub", ca)
+    (tmp_path / "pki").mkdir()
+    from signing.pki import cert_pem, key_pem
+
+    (tmp_path / "pki" / "ca.pem").write_bytes(cert_pem(ca.certificate))
+    (tmp_path / "pki" / "hub.pem").write_bytes(cert_pem(hub_leaf.certificate))
+    (tmp_path / "pki" / "hub.key").write_bytes(key_pem(hub_leaf.key))
+    hub_user = f"axis-hub-{env.vhost[-15:]}"
+    hub_password = secrets.token_urlsafe(16)
+    with env.management() as mgmt:
+        provision_hub(mgmt, env.vhost)
+        provision_hub_user(mgmt, env.vhost, hub_password, name=hub_user, tags=(broker.user_tag,))
+    config = from_mapping(
+        {
+            "database": {"url": url},
+            "broker": {"url": "amqp://127.0.0.1:5672/", "vhost": env.vhost, "user": hub_user, "password": hub_password},
+            "trust": {"anchors": ["pki/ca.pem"]},
+            "signing": {"key": "pki/hub.key", "certificate": "pki/hub.pem"},
+            "hub": {"archive_dir": "archive"},
+            "router": {"batch_wait_ms": 1, "chain_head_interval_s": 2},
+        },
+        base_dir=tmp_path,
+        env={},
+    )
+    db.upgrade(url)
+    router = Router(config, build_pipeline(config))
+    thread = threading.Thread(target=router.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    the_hub = Hub(config, env, ca, db.make_engine(url), router)
+    try:
+        yield the_hub
+    finally:
+        for agency in the_hub.agencies.values():
+            agency.close()
+        router.stop()
+        thread.join(timeout=30)
+        the_hub.engine.dispose()
+        router.pipeline.engine.dispose()
+
+
+@pytest.fixture
+def pg_fresh_url(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own (the session's is shared)."""
+    maintenance = sa.make_url(pg_url)
+    name = f"{maintenance.database}_{secrets.token_hex(3)}"
+    engine = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield maintenance.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
