@@ -1,0 +1,141 @@
+"""schemas.hub: AxisReceipt and AxisRejection round-trip and validate."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+from lxml import etree
+
+from axis.rejections import CODES, DuplicateConflict, SchemaInvalid
+from schemas import (
+    AxisReceipt,
+    AxisRejection,
+    RecipientOutcome,
+    parse_receipt,
+    parse_rejection,
+    to_bytes,
+    to_element,
+    validate,
+)
+from schemas.validate import schema_path
+
+NOW = datetime(2026, 11, 20, 1, 2, 3, 4, tzinfo=UTC)
+DOC_ID = "000.00.00.G22,2026/11/20,101/VPCP-KSTT"
+XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+def receipt(**changes: object) -> AxisReceipt:
+    fields: dict[str, object] = {
+        "receipt_id": "6f1c2a0e-3b7d-4e0a-9a43-0d2c9a7e5b11",
+        "message_id": "2d3e4f50-aaaa-4bbb-8ccc-123456789abc",
+        "kind": "edoc",
+        "sender": "000.00.00.G22",
+        "sha256": hashlib.sha256(b"body").hexdigest(),
+        "received_at": NOW,
+        "audit_seq": 42,
+        "chain_hash": hashlib.sha256(b"chain").hexdigest(),
+        "recipients": [
+            RecipientOutcome("000.00.00.H41", "delivered", NOW),
+            RecipientOutcome("000.00.00.H29", "delivered", NOW),
+        ],
+        "document_id": DOC_ID,
+    }
+    fields.update(changes)
+    return AxisReceipt(**fields)  # type: ignore[arg-type]
+
+
+def test_a_receipt_round_trips() -> None:
+    data = to_bytes(receipt())
+    assert parse_receipt(data) == receipt()
+    assert b"<ReceivedAt>2026-11-20T01:02:03.000004Z</ReceivedAt>" in data
+
+
+def test_a_status_receipt_without_document_id_or_delivery_time_round_trips() -> None:
+    value = receipt(kind="status", document_id=None, recipients=[RecipientOutcome("000.00.00.G22")])
+    assert parse_receipt(to_bytes(value)) == value
+
+
+def test_a_rejection_round_trips_with_a_vietnamese_reason() -> None:
+    value = AxisRejection(
+        receipt_id="r-1",
+        code="DUPLICATE_CONFLICT",
+        reason="Số văn bản đã được gửi với nội dung khác",
+        rejected_at=NOW,
+        audit_seq=7,
+        chain_hash="0" * 64,
+        message_id="m-1",
+        document_id=DOC_ID,
+        sender="000.00.00.G22",
+    )
+    parsed = parse_rejection(to_bytes(value))
+    assert parsed == value
+    assert isinstance(parsed.to_exception(), DuplicateConflict)
+
+
+def test_a_rejection_with_only_the_required_fields_validates() -> None:
+    value = AxisRejection("r-1", "MALFORMED", "not XML", NOW, 1, "f" * 64)
+    assert validate(to_element(value)) == "rejection"
+    assert parse_rejection(to_bytes(value)) == value
+
+
+def test_the_xsd_rejection_codes_are_exactly_the_protocol_codes() -> None:
+    xsd = etree.parse(str(schema_path("hub.xsd")))
+    (code_type,) = xsd.iterfind(f"{XS}simpleType[@name='RejectionCodeType']")
+    enumerated = tuple(e.get("value") for e in code_type.iter(f"{XS}enumeration"))
+    assert enumerated == CODES
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_protocol_code_validates_in_a_rejection(code: str) -> None:
+    assert validate(to_element(AxisRejection("r", code, "why", NOW, 1, "a" * 64))) == "rejection"
+
+
+def test_an_unknown_rejection_code_is_refused_when_building() -> None:
+    with pytest.raises(ValueError, match="rejection code"):
+        AxisRejection("r", "NOPE", "why", NOW, 1, "a" * 64)
+
+
+def test_an_unknown_rejection_code_is_schema_invalid_on_the_wire() -> None:
+    root = to_element(AxisRejection("r", "MALFORMED", "why", NOW, 1, "a" * 64))
+    root.find("{urn:axis:hub:1}Code").text = "NOPE"  # type: ignore[union-attr]
+    with pytest.raises(SchemaInvalid, match="Code"):
+        validate(root)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("Sha256", "A" * 64),
+        ("Sha256", "a" * 63),
+        ("ChainHash", "xyz"),
+        ("AuditSeq", "0"),
+        ("AuditSeq", "-3"),
+        ("ReceivedAt", "2026-11-20T01:02:03Z"),
+        ("ReceivedAt", "2026-11-20T08:02:03.000004+07:00"),
+        ("Kind", "rejection"),
+    ],
+)
+def test_receipt_field_violations_are_schema_invalid(field: str, value: str) -> None:
+    root = to_element(receipt())
+    root.find(f"{{urn:axis:hub:1}}{field}").text = value  # type: ignore[union-attr]
+    with pytest.raises(SchemaInvalid, match=field):
+        validate(root)
+
+
+def test_a_receipt_listing_a_recipient_twice_is_schema_invalid() -> None:
+    twice = [RecipientOutcome("000.00.00.H41"), RecipientOutcome("000.00.00.H41")]
+    with pytest.raises(SchemaInvalid):
+        validate(to_element(receipt(recipients=twice)))
+
+
+def test_a_receipt_kind_other_than_edoc_or_status_is_refused_when_building() -> None:
+    with pytest.raises(ValueError, match="edoc or a status"):
+        receipt(kind="receipt")
+
+
+def test_parse_receipt_of_a_rejection_is_schema_invalid() -> None:
+    data = to_bytes(AxisRejection("r", "MALFORMED", "why", NOW, 1, "a" * 64))
+    with pytest.raises(SchemaInvalid, match="expected receipt"):
+        parse_receipt(data)
