@@ -124,12 +124,12 @@ def load_certificate(pem: bytes) -> x509.Certificate:
         raise RegistryError(f"not a PEM certificate: {exc}") from None
 
 
-def get_agency(conn: Connection, code: str) -> Agency | None:
-    """The agency row for ``code``, or None."""
-    return conn.execute(sa.select(Agency).where(Agency.code == code)).scalar_one_or_none()
+def get_agency(conn: Connection, code: str) -> sa.Row | None:
+    """The agency row for ``code`` (columns as attributes), or None."""
+    return conn.execute(sa.select(*Agency.__table__.c).where(Agency.code == code)).one_or_none()
 
 
-def require_agency(conn: Connection, code: str) -> Agency:
+def require_agency(conn: Connection, code: str) -> sa.Row:
     """The agency row for ``code``; :class:`RegistryError` if not registered."""
     agency = get_agency(conn, code)
     if agency is None:

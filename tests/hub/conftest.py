@@ -23,7 +23,12 @@ import sqlalchemy as sa
 import schemas
 from axis import db, registry
 from axis.broker.testing import BrokerEnv
-from axis.broker.topology import provision_agency_user, provision_hub, provision_hub_user, provision_inbox
+from axis.broker.topology import (
+    provision_agency_user,
+    provision_hub,
+    provision_hub_user,
+    provision_inbox,
+)
 from axis.config import Config, from_mapping
 from axis.router import Router
 from axis.service import build_pipeline
@@ -64,8 +69,15 @@ class Agency:
             self._channel.confirm_delivery()
         return self._channel
 
-    def publish(self, body: bytes, *, type: str = "edoc", user_id: str | None = "", message_id: str | None = None,
-                content_type: str = "application/xml") -> str:
+    def publish(
+        self,
+        body: bytes,
+        *,
+        type: str = "edoc",
+        user_id: str | None = "",
+        message_id: str | None = None,
+        content_type: str = "application/xml",
+    ) -> str:
         """Publish ``body`` to ``axis.submit`` as PROTOCOL section 3 says; return the message id."""
         message_id = message_id or str(uuid.uuid4())
         self.channel().basic_publish(
@@ -89,7 +101,9 @@ class Agency:
 
     def edoc(self, recipients: list[str], number: int | None = None, **kwargs) -> schemas.Edoc:
         """A realistic unsigned edoc from this agency."""
-        return sample_edoc(self.code, recipients, document_number=number or secrets.randbelow(10**6), **kwargs)
+        return sample_edoc(
+            self.code, recipients, document_number=number or secrets.randbelow(10**6), **kwargs
+        )
 
     def take(self, count: int = 1, timeout: float = 15.0) -> list[Message]:
         """Take ``count`` messages from this agency's inbox, waiting up to ``timeout`` seconds."""
@@ -102,8 +116,14 @@ class Agency:
                 self._connection.sleep(0.02)
                 continue
             found.append(
-                Message(props.type, body, dict(props.headers or {}), props.message_id, props.correlation_id,
-                        props.user_id)
+                Message(
+                    props.type,
+                    body,
+                    dict(props.headers or {}),
+                    props.message_id,
+                    props.correlation_id,
+                    props.user_id,
+                )
             )
         return found
 
@@ -124,7 +144,9 @@ class Hub:
     router: Router
     agencies: dict[str, Agency] = field(default_factory=dict)
 
-    def register(self, code: str, *, kind: str = "ministry", groups: tuple[str, ...] = ()) -> Agency:
+    def register(
+        self, code: str, *, kind: str = "ministry", groups: tuple[str, ...] = ()
+    ) -> Agency:
         """Register an agency (registry, certificate, broker user, inbox) and return it."""
         leaf = make_leaf(code, self.ca)
         password = secrets.token_urlsafe(16)
@@ -135,11 +157,31 @@ class Hub:
             for group in groups:
                 registry.set_group(conn, group, [code])
         with self.broker.management() as mgmt:
-            provision_agency_user(mgmt, self.broker.vhost, code, password, tags=(self.broker.user_tag,))
+            provision_agency_user(
+                mgmt, self.broker.vhost, code, password, tags=(self.broker.user_tag,)
+            )
             provision_inbox(mgmt, self.broker.vhost, code)
-        agency = Agency(code, password, Signer(leaf.key, leaf.certificate), self.broker.amqp_url_for(code, password))
+        agency = Agency(
+            code,
+            password,
+            Signer(leaf.key, leaf.certificate),
+            self.broker.amqp_url_for(code, password),
+        )
         self.agencies[code] = agency
         return agency
+
+    def suspend(self, code: str) -> None:
+        """Suspend an agency in the registry."""
+        with self.engine.begin() as conn:
+            registry.set_state(conn, code, registry.SUSPENDED, datetime.now(UTC))
+
+    def answer(self, agency: Agency) -> schemas.AxisReceipt | schemas.AxisRejection:
+        """The next receipt or rejection in ``agency``'s inbox, parsed."""
+        [message] = agency.take()
+        if message.type == "rejection":
+            return schemas.parse_rejection(message.body)
+        assert message.type == "receipt", message.type
+        return schemas.parse_receipt(message.body)
 
     def wait_until(self, predicate, timeout: float = 15.0) -> None:
         """Poll ``predicate`` until it holds."""
@@ -154,8 +196,10 @@ class Hub:
 def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hub]:
     """A hub on a vhost of its own, with SQLite, or PostgreSQL when parametrized so."""
     env = broker.derive(secrets.token_hex(3))
-    url = request.getfixturevalue("pg_fresh_url") if getattr(request, "param", "sqlite") == "postgres" else (
-        f"sqlite:///{tmp_path / 'axis.db'}"
+    url = (
+        request.getfixturevalue("pg_fresh_url")
+        if getattr(request, "param", "sqlite") == "postgres"
+        else (f"sqlite:///{tmp_path / 'axis.db'}")
     )
     ca = make_ca("Axis Test CA")
     hub_leaf = make_leaf("axis-hub", ca)
@@ -173,10 +217,15 @@ def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> It
     config = from_mapping(
         {
             "database": {"url": url},
-            "broker": {"url": "amqp://127.0.0.1:5672/", "vhost": env.vhost, "user": hub_user, "password": hub_password},
+            "broker": {
+                "url": "amqp://127.0.0.1:5672/",
+                "vhost": env.vhost,
+                "user": hub_user,
+                "password": hub_password,
+            },
             "trust": {"anchors": ["pki/ca.pem"]},
             "signing": {"key": "pki/hub.key", "certificate": "pki/hub.pem"},
-            "hub": {"archive_dir": "archive"},
+            "hub": {"archive_dir": "archive", "max_message_bytes": 2 * 1024 * 1024},
             "router": {"batch_wait_ms": 1, "chain_head_interval_s": 2},
         },
         base_dir=tmp_path,
@@ -184,6 +233,7 @@ def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> It
     )
     db.upgrade(url)
     router = Router(config, build_pipeline(config))
+    router.pipeline.registry.ttl = 0  # tests change the registry and send at once
     thread = threading.Thread(target=router.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     the_hub = Hub(config, env, ca, db.make_engine(url), router)

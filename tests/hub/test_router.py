@@ -30,7 +30,9 @@ def test_two_agencies_exchange_a_document_and_the_bytes_arrive_unchanged(hub) ->
     with hub.engine.connect() as conn:
         assert audit.verify(conn).ok
         kinds = [link.kind for link in audit.trail(conn, receipt.document_id)]
-    hub.wait_until(lambda: "DELIVERED" in kinds or _kinds(hub, receipt.document_id).count("DELIVERED") == 1)
+    hub.wait_until(
+        lambda: "DELIVERED" in kinds or _kinds(hub, receipt.document_id).count("DELIVERED") == 1
+    )
 
 
 def _kinds(hub, document_id: str) -> list[str]:
