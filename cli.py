@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from axis.commands import doc, pki
+from axis.commands import doc, doc_sign, pki
 
 
 @click.group()
@@ -24,6 +24,8 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 main.add_command(pki.group)
 main.add_command(doc.group)
+doc.group.add_command(doc_sign.sign)
+doc.group.add_command(doc_sign.verify)
 
 if __name__ == "__main__":
     main()

@@ -31,6 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
@@ -379,7 +380,7 @@ def revoke(
     cert = load_certificates(cert_path)[0]
     try:
         cert.verify_directly_issued_by(ca.certificate)
-    except (ValueError, TypeError, Exception) as exc:
+    except (InvalidSignature, ValueError, TypeError) as exc:
         raise ValueError(f"{cert_path} was not issued by the CA in {ca_dir}: {exc}") from None
     _, _, crl_path, index_path = _ca_paths(Path(ca_dir))
     index = _load_index(index_path)
