@@ -104,7 +104,8 @@ def _fail(rejection: Rejection) -> NoReturn:
     required=True,
     multiple=True,
     metavar="CODE",
-    help="Recipient or @group.",
+    callback=_recipients,
+    help="A recipient or @group (repeatable).",
 )
 @click.option("--subject", required=True, help="Trích yếu: what the document is about.")
 @click.option("--number", required=True, help="The document number, e.g. 101.")

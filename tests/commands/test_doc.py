@@ -1,0 +1,135 @@
+"""``axis doc new`` and ``axis doc validate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# In pytest's "prepend" import mode tests/ lands on sys.path, where tests/schemas
+# (no __init__.py) looks like an empty namespace package ``schemas``: make the
+# project root win over it.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+if getattr(sys.modules.get("schemas"), "__file__", "") is None:
+    sys.modules.pop("schemas", None)
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from cli import main  # noqa: E402
+from schemas import BusinessDocType, parse_edoc  # noqa: E402
+
+SUBJECT = "Về việc triển khai Nghị định số 30/2020/NĐ-CP về công tác văn thư"
+DOC_ID = "000.00.00.G22,2026/11/20,101/VPCP-KSTT"
+
+
+def new_args(*extra: str) -> list[str]:
+    return [
+        "doc",
+        "new",
+        "--from",
+        "000.00.00.G22",
+        "--to",
+        "000.00.00.H41",
+        "--to",
+        "@provinces",
+        "--subject",
+        SUBJECT,
+        "--number",
+        "101",
+        "--notation",
+        "VPCP-KSTT",
+        "--date",
+        "2026-11-20",
+        *extra,
+    ]
+
+
+def test_doc_new_then_doc_validate_exit_0(tmp_path: Path) -> None:
+    attachment = tmp_path / "Phụ lục.pdf"
+    attachment.write_bytes(b"%PDF-1.4\n\x00\xff")
+    out = tmp_path / "doc.xml"
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        new_args(
+            "--attach", str(attachment), "--priority", "2", "--due", "2026-12-01", "-o", str(out)
+        ),
+    )
+    assert made.exit_code == 0, made.output
+    checked = runner.invoke(main, ["doc", "validate", str(out)])
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.strip() == f"edoc {DOC_ID}"
+
+    edoc = parse_edoc(out.read_bytes())
+    assert edoc.subject == SUBJECT
+    assert edoc.recipient_ids == ("000.00.00.H41", "@provinces")
+    assert edoc.attachments[0].name == "Phụ lục.pdf"
+    assert edoc.attachments[0].content_type == "application/pdf"
+    assert edoc.attachments[0].data == b"%PDF-1.4\n\x00\xff"
+    assert edoc.type_name == "Công văn"
+
+
+def test_doc_new_writes_to_stdout_without_output(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, new_args())
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.startswith(b"<?xml")
+    assert parse_edoc(result.stdout_bytes).document_id == DOC_ID
+
+
+def test_doc_new_reply_and_revoke(tmp_path: Path) -> None:
+    earlier = "000.00.00.H41,2026/11/01,55/UBND-VX"
+    result = CliRunner().invoke(
+        main,
+        new_args(
+            "--reply-to", earlier, "--revoke", DOC_ID.replace("101", "99"), "--reason", "Sai sót"
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    edoc = parse_edoc(result.stdout_bytes)
+    assert edoc.response_for[0].document_id == earlier
+    assert edoc.business.doc_type is BusinessDocType.REVOKE
+    assert edoc.business.reason == "Sai sót"
+
+
+def test_doc_new_refuses_two_business_actions() -> None:
+    result = CliRunner().invoke(main, new_args("--revoke", DOC_ID, "--update", DOC_ID))
+    assert result.exit_code == 2
+    assert "exclude each other" in result.output
+
+
+@pytest.mark.parametrize("option,value", [("--from", "bad"), ("--to", "not a code")])
+def test_doc_new_refuses_bad_agency_codes(option: str, value: str) -> None:
+    args = new_args()
+    args[args.index(option) + 1] = value
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert option in result.output
+
+
+def test_doc_validate_of_broken_xml_exits_1_with_malformed(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<edXML><unclosed>")
+    result = CliRunner().invoke(main, ["doc", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("MALFORMED: ")
+    assert result.stdout == ""
+
+
+def test_doc_validate_of_a_schema_violation_exits_1_with_schema_invalid(tmp_path: Path) -> None:
+    made = CliRunner().invoke(main, new_args())
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(made.stdout_bytes.replace(b">2026-11-20<", b">2026-11-21<"))
+    result = CliRunner().invoke(main, ["doc", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("SCHEMA_INVALID: ")
+
+
+def test_doc_validate_of_an_oversized_file_exits_1_with_too_large(tmp_path: Path) -> None:
+    made = CliRunner().invoke(main, new_args())
+    big = tmp_path / "big.xml"
+    big.write_bytes(made.stdout_bytes)
+    result = CliRunner().invoke(main, ["doc", "validate", "--max-bytes", "100", str(big)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("TOO_LARGE: ")
