@@ -42,7 +42,7 @@ from schemas.hub import (
     parse_receipt,
     parse_rejection,
 )
-from schemas.ids import DocumentId, is_group_id, is_organ_id, make_document_id
+from schemas.ids import DocumentId, is_group_id, is_message_id, is_organ_id, make_document_id
 from schemas.status import StaffInfo, Status, StatusCode, parse_status
 from schemas.validate import validate
 
@@ -68,6 +68,7 @@ __all__ = [
     "TraceHeader",
     "element_bytes",
     "is_group_id",
+    "is_message_id",
     "is_organ_id",
     "make_document_id",
     "parse_edoc",

@@ -42,7 +42,9 @@ class AxisReceipt:
     """The hub's signed receipt for an accepted document or status.
 
     ``sha256`` is the hex digest of the message bytes as received; ``chain_hash``
-    the audit trail's hash after recording it.
+    the audit trail's hash after recording it. ``receipt_id`` and ``message_id``
+    must pass :func:`schemas.ids.is_message_id` (a UUID does) for the receipt to
+    satisfy hub.xsd; times are written as UTC with microseconds.
     """
 
     receipt_id: str
@@ -64,7 +66,11 @@ class AxisReceipt:
 
 @dataclass(frozen=True)
 class AxisRejection:
-    """The hub's signed refusal of a message, with its PROTOCOL section 4 code."""
+    """The hub's signed refusal of a message, with its PROTOCOL section 4 code.
+
+    Leave ``message_id`` None when it fails :func:`schemas.ids.is_message_id`, and
+    ``document_id`` None unless it is a well-formed DocumentId: hub.xsd holds both.
+    """
 
     receipt_id: str
     code: str

@@ -13,6 +13,7 @@ _DOCUMENT_ID = re.compile(
 )
 _ORGAN_ID = re.compile(r"[0-9A-Z.]{1,35}")
 _GROUP_ID = re.compile(r"@[a-z0-9][a-z0-9\-]{0,31}")
+_MESSAGE_ID = re.compile(r"[!-~]{1,255}")
 
 
 def is_organ_id(value: str) -> bool:
@@ -23,6 +24,15 @@ def is_organ_id(value: str) -> bool:
 def is_group_id(value: str) -> bool:
     """Whether ``value`` names a recipient group such as ``@provinces``."""
     return _GROUP_ID.fullmatch(value) is not None
+
+
+def is_message_id(value: str | None) -> bool:
+    """Whether ``value`` can be a MessageId/ReceiptId in hub messages (printable ASCII, no space).
+
+    An AMQP ``message_id`` is any short string; one that fails this cannot be put in
+    an AxisReceipt, and should be left out of an AxisRejection (its MessageId is optional).
+    """
+    return value is not None and _MESSAGE_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, order=True)

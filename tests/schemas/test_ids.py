@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from schemas import DocumentId, is_group_id, is_organ_id, make_document_id
+from schemas import DocumentId, is_group_id, is_message_id, is_organ_id, make_document_id
 
 
 def test_make_document_id_follows_the_protocol_example() -> None:
@@ -56,3 +56,10 @@ def test_organ_and_group_ids() -> None:
     assert is_organ_id("000.00.00.G22") and not is_organ_id("@provinces")
     assert is_group_id("@provinces") and is_group_id("@mien-bac-2")
     assert not is_group_id("@Provinces") and not is_group_id("provinces")
+
+
+def test_message_ids_that_hub_messages_can_carry() -> None:
+    assert is_message_id("2d3e4f50-aaaa-4bbb-8ccc-123456789abc")
+    assert not is_message_id(None) and not is_message_id("")
+    assert not is_message_id("has space") and not is_message_id("x" * 256)
+    assert not is_message_id("ctl\x01") and not is_message_id("mã")
