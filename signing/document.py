@@ -8,15 +8,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from copy import deepcopy
+from dataclasses import dataclass
 
 from lxml import etree
 
 from axis.rejections import Malformed
-from signing.profile import EDXML_NS, edxml
+from signing.profile import EDXML_NS, ds, edxml
 
 _EDXML = edxml("edXML")
 _ENVELOPE = edxml("edXMLEnvelope")
 _HEADER = edxml("edXMLHeader")
+_SIGNATURE = ds("Signature")
 
 
 def expected_parent(root: etree._Element) -> etree._Element:
@@ -74,7 +76,40 @@ def canonicalize(
     )
 
 
-def _span(canonical: bytes, signature: etree._Element) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class SignatureScan:
+    """One walk over a document: what the verifier and the enveloped transform need."""
+
+    signatures: list[etree._Element]
+    """Every ``ds:Signature``, in document order."""
+    same_name: list[etree._Element]
+    """Every element named ``Signature``, in any namespace (ds ones included)."""
+    pi_mentions_signature: bool
+    """A processing instruction anywhere contains "Signature"."""
+
+
+def scan(root: etree._Element) -> SignatureScan:
+    """Find the signatures, and whatever could make cutting one out ambiguous."""
+    same_name: list[etree._Element] = []
+    pi_mentions = False
+    for node in root.iter("{*}Signature", etree.ProcessingInstruction):
+        if isinstance(node.tag, str):
+            same_name.append(node)
+        elif "Signature" in f"{node.target} {node.text or ''}":
+            pi_mentions = True
+    for pi in (
+        *root.itersiblings(etree.ProcessingInstruction, preceding=True),
+        *root.itersiblings(etree.ProcessingInstruction),
+    ):
+        if "Signature" in f"{pi.target} {pi.text or ''}":
+            pi_mentions = True
+    signatures = [node for node in same_name if node.tag == _SIGNATURE]
+    return SignatureScan(signatures, same_name, pi_mentions)
+
+
+def _span(
+    canonical: bytes, signature: etree._Element, found: SignatureScan
+) -> tuple[int, int] | None:
     """Where ``signature`` is serialized in the canonical form of its document, if unambiguous.
 
     In canonical XML every ``<`` of text or attribute values is escaped and comments
@@ -84,17 +119,10 @@ def _span(canonical: bytes, signature: etree._Element) -> tuple[int, int] | None
     delimit exactly this element. Otherwise, ``None``.
     """
     prefix = signature.prefix
-    for other in signature.getroottree().getroot().iter("{*}Signature"):
-        if other is not signature and other.prefix == prefix:
-            return None
-    root = signature.getroottree().getroot()
-    for pi in (
-        *root.itersiblings(etree.ProcessingInstruction, preceding=True),
-        *root.iter(etree.ProcessingInstruction),
-        *root.itersiblings(etree.ProcessingInstruction),
+    if found.pi_mentions_signature or any(
+        other is not signature and other.prefix == prefix for other in found.same_name
     ):
-        if "Signature" in f"{pi.target} {pi.text or ''}":
-            return None
+        return None
     qname = (f"{prefix}:Signature" if prefix else "Signature").encode()
     start = canonical.find(b"<" + qname)
     while start >= 0 and canonical[start + len(qname) + 1 : start + len(qname) + 2] not in b" >":
@@ -111,6 +139,7 @@ def _span(canonical: bytes, signature: etree._Element) -> tuple[int, int] | None
 def enveloped_digest(
     signature: etree._Element,
     inclusive_prefixes: Sequence[str] | None = None,
+    found: SignatureScan | None = None,
 ) -> bytes:
     """SHA-256 of the enveloped-signature transform then exclusive C14N of the document.
 
@@ -123,10 +152,11 @@ def enveloped_digest(
     by an ancestor, and then SignedInfo no longer canonicalizes to what was
     signed), and would mutate the caller's tree. Copying a 1 MB edoc per
     verification is what this avoids; the copy remains only as the fallback for a
-    document where the cut would be ambiguous.
+    document where the cut would be ambiguous. ``found`` saves a walk when the
+    caller has already scanned the document.
     """
     canonical = canonicalize(signature.getroottree(), inclusive_prefixes)
-    span = _span(canonical, signature)
+    span = _span(canonical, signature, found or scan(signature.getroottree().getroot()))
     if span is None:
         return hashlib.sha256(_canonicalize_detached_copy(signature, inclusive_prefixes)).digest()
     view = memoryview(canonical)
@@ -141,7 +171,7 @@ def enveloped_c14n(
 ) -> bytes:
     """The bytes :func:`enveloped_digest` hashes (for tests and debugging)."""
     canonical = canonicalize(signature.getroottree(), inclusive_prefixes)
-    span = _span(canonical, signature)
+    span = _span(canonical, signature, scan(signature.getroottree().getroot()))
     if span is None:
         return _canonicalize_detached_copy(signature, inclusive_prefixes)
     return canonical[: span[0]] + canonical[span[1] :]

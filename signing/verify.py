@@ -60,8 +60,9 @@ from lxml import etree
 
 from axis.rejections import CertUntrusted, Rejection, SignatureInvalid
 from schemas.xml import DEFAULT_MAX_BYTES, has_doctype, parse
-from signing.document import canonicalize, enveloped_digest, is_required_place
+from signing.document import canonicalize, enveloped_digest, is_required_place, scan
 from signing.profile import (
+    DS_NS,
     EXC_C14N_NS,
     TRANSFORMS,
     CanonicalizationMethod,
@@ -119,6 +120,8 @@ class _Certificate:
     subject_code: str | None
     algorithm: SignatureMethod | None
     """The signature method that matches the key type."""
+    public_key: object
+    """Loaded once: cryptography re-parses the key on every ``public_key()`` call."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class _SignedInfo:
 def _children(element: etree._Element) -> list[etree._Element]:
     # Comments and processing instructions are not structure (PIs inside SignedInfo
     # are still covered by the signature through canonicalization).
-    return [child for child in element if isinstance(child.tag, str)]
+    return list(element.iterchildren(etree.Element))
 
 
 def _expect(element: etree._Element, *tags: str) -> list[etree._Element]:
@@ -177,6 +180,102 @@ def _b64(text: str | None, what: str) -> bytes:
     if not value:
         raise SignatureInvalid(f"{what} is empty")
     return value
+
+
+_WS = rb"[ \t\n]*"
+_SIGNED_INFO_PATTERN = (
+    rb'<{q}SignedInfo xmlns{x}="http://www\.w3\.org/2000/09/xmldsig#">'
+    + _WS
+    + rb'<{q}CanonicalizationMethod Algorithm="http://www\.w3\.org/2001/10/xml-exc-c14n#">'
+    + rb"</{q}CanonicalizationMethod>"
+    + _WS
+    + rb'<{q}SignatureMethod Algorithm="(?P<method>'
+    + rb"http://www\.w3\.org/2001/04/xmldsig-more#(?:rsa|ecdsa)-sha256"
+    + rb')"></{q}SignatureMethod>'
+    + _WS
+    + rb'<{q}Reference URI="">'
+    + _WS
+    + rb"<{q}Transforms>"
+    + _WS
+    + rb'<{q}Transform Algorithm="http://www\.w3\.org/2000/09/xmldsig#enveloped-signature">'
+    + rb"</{q}Transform>"
+    + _WS
+    + rb'<{q}Transform Algorithm="http://www\.w3\.org/2001/10/xml-exc-c14n#"></{q}Transform>'
+    + _WS
+    + rb"</{q}Transforms>"
+    + _WS
+    + rb'<{q}DigestMethod Algorithm="http://www\.w3\.org/2001/04/xmlenc#sha256">'
+    + rb"</{q}DigestMethod>"
+    + _WS
+    + rb"<{q}DigestValue>(?P<digest>[A-Za-z0-9+/= \t\n]*)</{q}DigestValue>"
+    + _WS
+    + rb"</{q}Reference>"
+    + _WS
+    + rb"</{q}SignedInfo>"
+)
+_SIGNED_INFO_RES: dict[str | None, re.Pattern[bytes]] = {}
+
+
+def _exact_signed_info(prefix: str | None) -> tuple[dict[bytes, SignatureMethod], bytes]:
+    """The canonical SignedInfo our Signer (and signxml) produce, split around the
+    DigestValue: one head per signature method, and the tail."""
+    q, x = (f"{prefix}:", f":{prefix}") if prefix else ("", "")
+    transforms = "".join(f'<{q}Transform Algorithm="{t.value}"></{q}Transform>' for t in TRANSFORMS)
+    heads = {
+        (
+            f'<{q}SignedInfo xmlns{x}="{DS_NS}">'
+            f'<{q}CanonicalizationMethod Algorithm="{CanonicalizationMethod.EXCLUSIVE_C14N.value}">'
+            f"</{q}CanonicalizationMethod>"
+            f'<{q}SignatureMethod Algorithm="{method.value}"></{q}SignatureMethod>'
+            f'<{q}Reference URI=""><{q}Transforms>{transforms}</{q}Transforms>'
+            f'<{q}DigestMethod Algorithm="{DigestMethod.SHA256.value}"></{q}DigestMethod>'
+            f"<{q}DigestValue>"
+        ).encode(): method
+        for method in SignatureMethod
+    }
+    return heads, f"</{q}DigestValue></{q}Reference></{q}SignedInfo>".encode()
+
+
+_EXACT: dict[str | None, tuple[dict[bytes, SignatureMethod], bytes]] = {}
+_DIGEST_B64_LEN = 44
+
+
+def _match_signed_info(canonical: bytes, element: etree._Element) -> _SignedInfo | None:
+    """The common case, checked on the signed bytes themselves: a SignedInfo exactly
+    in the profile, without parameters or extra attributes. ``None`` sends anything
+    else to :func:`_read_signed_info`, which accepts or explains precisely.
+    """
+    prefix = element.prefix
+    exact = _EXACT.get(prefix)
+    if exact is None:
+        exact = _EXACT[prefix] = _exact_signed_info(prefix)
+    heads, tail = exact
+    # Without whitespace between the elements (ours, signxml): plain comparisons.
+    if canonical.endswith(tail):
+        end = len(canonical) - len(tail)
+        for head, method in heads.items():
+            if end - len(head) == _DIGEST_B64_LEN and canonical.startswith(head):
+                digest = _b64(canonical[len(head) : end].decode("ascii"), "DigestValue")
+                if len(digest) != hashlib.sha256().digest_size:
+                    raise SignatureInvalid("DigestValue is not a SHA-256 digest")
+                return _SignedInfo(element, method, (), (), digest)
+    # With indentation (xmlsec1 templates): the same structure, as a pattern.
+    pattern = _SIGNED_INFO_RES.get(prefix)
+    if pattern is None:
+        if prefix is not None and not _PREFIX.match(prefix):
+            return None
+        q = f"{prefix}:".encode() if prefix else b""
+        x = f":{prefix}".encode() if prefix else b""
+        pattern = re.compile(_SIGNED_INFO_PATTERN.replace(b"{q}", q).replace(b"{x}", x))
+        _SIGNED_INFO_RES[prefix] = pattern
+    match = pattern.fullmatch(canonical)
+    if match is None:
+        return None
+    digest = _b64(match["digest"].decode("ascii"), "DigestValue")
+    if len(digest) != hashlib.sha256().digest_size:
+        raise SignatureInvalid("DigestValue is not a SHA-256 digest")
+    method = _SIGNATURE_METHODS[match["method"].decode("ascii")]
+    return _SignedInfo(element, method, (), (), digest)
 
 
 def _read_signed_info(signed_info: etree._Element) -> _SignedInfo:
@@ -235,23 +334,25 @@ def _describe_certificate(text: str) -> _Certificate:
         else None
     )
     fingerprint = hashlib.sha256(der).hexdigest()
-    return _Certificate(certificate, fingerprint, unfit, subject_code, algorithm)
+    return _Certificate(certificate, fingerprint, unfit, subject_code, algorithm, key)
 
 
-def _verify_value(
-    certificate: x509.Certificate, method: SignatureMethod, value: bytes, data: bytes
-) -> None:
-    key = certificate.public_key()
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+def _verify_value(key: object, method: SignatureMethod, value: bytes, data: bytes) -> None:
     try:
         if isinstance(key, rsa.RSAPublicKey):
-            key.verify(value, data, padding.PKCS1v15(), hashes.SHA256())
+            key.verify(value, data, _PKCS1V15, _SHA256)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             size = (key.curve.key_size + 7) // 8
             if len(value) != 2 * size:
                 raise SignatureInvalid("the ECDSA SignatureValue must be r || s, not DER")
             r = int.from_bytes(value[:size], "big")
             s = int.from_bytes(value[size:], "big")
-            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+            key.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
         else:
             raise SignatureInvalid(f"{type(key).__name__} keys are not in the profile")
     except InvalidSignature:
@@ -276,7 +377,7 @@ class Verifier:
     def __init__(self, trust: TrustStore) -> None:
         self.trust = trust
         self._certificates: dict[str, _Certificate] = {}
-        self._chains: dict[tuple[str, ...], ValidatedChain] = {}
+        self._chains: dict[tuple[str, ...], tuple[ValidatedChain, VerifiedSignature]] = {}
 
     def _certificate(self, text: str | None) -> _Certificate:
         key = text or ""
@@ -286,19 +387,29 @@ class Verifier:
             _put(self._certificates, key, cached)
         return cached
 
-    def _chain(
+    def _signer(
         self, leaf: _Certificate, intermediates: list[_Certificate], at: datetime
-    ) -> ValidatedChain:
+    ) -> VerifiedSignature:
         key = (leaf.fingerprint, *(c.fingerprint for c in intermediates))
-        chain = self._chains.get(key)
-        if chain is None:
-            chain = build_chain(
-                self.trust, leaf.certificate, [c.certificate for c in intermediates], at
-            )
-            _put(self._chains, key, chain)
-        else:
+        cached = self._chains.get(key)
+        if cached is not None:
+            chain, signer = cached
             chain.recheck(self.trust, at)
-        return chain
+            return signer
+        chain = build_chain(
+            self.trust, leaf.certificate, [c.certificate for c in intermediates], at
+        )
+        assert leaf.subject_code is not None and leaf.algorithm is not None
+        # Everything in the result depends on the leaf and chain only, so it is built once.
+        signer = VerifiedSignature(
+            certificate=leaf.certificate,
+            fingerprint=leaf.fingerprint,
+            algorithm=leaf.algorithm,
+            chain=chain.chain,
+            subject_code=leaf.subject_code,
+        )
+        _put(self._chains, key, (chain, signer))
+        return signer
 
     def verify(
         self,
@@ -322,7 +433,8 @@ class Verifier:
             root = document.getroottree().getroot()
         if has_doctype(root):
             raise SignatureInvalid("a DOCTYPE (DTD or entity declarations) is not allowed")
-        signatures = list(root.iter(_SIGNATURE))
+        found = scan(root)
+        signatures = found.signatures
         if not signatures:
             raise SignatureInvalid("the document is not signed")
         if len(signatures) > 1:
@@ -333,7 +445,12 @@ class Verifier:
         signed_info_element, value_element, key_info = _expect(
             signature, _SIGNED_INFO, _SIGNATURE_VALUE, _KEY_INFO
         )
-        signed_info = _read_signed_info(signed_info_element)
+        signed_bytes = canonicalize(signed_info_element)
+        signed_info = _match_signed_info(signed_bytes, signed_info_element)
+        if signed_info is None:
+            signed_info = _read_signed_info(signed_info_element)
+            if signed_info.c14n_prefixes:
+                signed_bytes = canonicalize(signed_info_element, signed_info.c14n_prefixes)
         value = _b64(value_element.text, "SignatureValue")
         x509_data = [c for c in _children(key_info) if c.tag == _X509_DATA]
         if len(x509_data) != 1:
@@ -342,8 +459,7 @@ class Verifier:
         if not texts:
             raise SignatureInvalid("X509Data holds no X509Certificate")
 
-        signed_bytes = canonicalize(signed_info.element, signed_info.c14n_prefixes)
-        digest = enveloped_digest(signature, signed_info.reference_prefixes)
+        digest = enveloped_digest(signature, signed_info.reference_prefixes, found)
         if not hmac.compare_digest(digest, signed_info.digest):
             raise SignatureInvalid("the document does not match the signed digest")
 
@@ -352,24 +468,10 @@ class Verifier:
             raise SignatureInvalid(
                 f"SignatureMethod {signed_info.method.name} does not match the certificate's key"
             )
-        _verify_value(
-            leaf.certificate,
-            signed_info.method,
-            value,
-            signed_bytes,
-        )
+        _verify_value(leaf.public_key, signed_info.method, value, signed_bytes)
         if leaf.unfit is not None:
             raise CertUntrusted(leaf.unfit)
-        intermediates = [self._certificate(text) for text in texts[1:]]
-        chain = self._chain(leaf, intermediates, at)
-        assert leaf.subject_code is not None
-        return VerifiedSignature(
-            certificate=leaf.certificate,
-            fingerprint=leaf.fingerprint,
-            algorithm=signed_info.method,
-            chain=chain.chain,
-            subject_code=leaf.subject_code,
-        )
+        return self._signer(leaf, [self._certificate(text) for text in texts[1:]], at)
 
 
 _VERIFIERS: weakref.WeakKeyDictionary[TrustStore, Verifier] = weakref.WeakKeyDictionary()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,6 +31,7 @@ from axis.rejections import (
 )
 from schemas.xml import parse, text_of
 from signing import SignatureMethod, TrustStore, Verifier, pki, sign, verify
+from signing.document import canonicalize
 from signing.pki import CertifiedKey, KeyUsageFlags
 from signing.profile import DS_NS
 
@@ -416,3 +418,35 @@ def test_an_ec_curve_other_than_p256_is_cert_untrusted(dev_pki: DevPKI, trust: T
     forged = forge(edoc(), p384)
     with pytest.raises((CertUntrusted, SignatureInvalid)):
         verify(forged, trust, at=NOW)
+
+
+# The fast readers of SignedInfo must agree with the element-by-element one.
+
+
+@pytest.mark.parametrize("indent", [False, True], ids=["compact", "indented"])
+def test_fast_signed_info_readers_agree_with_the_strict_reader(
+    signer_key: CertifiedKey, indent: bool
+) -> None:
+    verify_module = sys.modules["signing.verify"]
+    root = parse(_signed(signer_key))
+    signature = next(root.iter(f"{DS}Signature"))
+    if indent:
+        etree.indent(signature)
+    signed_info = signature[0]
+    fast = verify_module._match_signed_info(canonicalize(signed_info), signed_info)
+    strict = verify_module._read_signed_info(signed_info)
+    assert fast is not None
+    assert (fast.method, fast.digest) == (strict.method, strict.digest)
+
+
+def test_fast_signed_info_reader_leaves_anything_unusual_to_the_strict_reader(
+    dev_pki: DevPKI,
+) -> None:
+    verify_module = sys.modules["signing.verify"]
+    for forged in (
+        forge(edoc(), dev_pki.rsa, prefix_list="edXML"),
+        forge(edoc(), dev_pki.rsa, digest=SHA1),
+        forge(edoc(), dev_pki.rsa, uri="#x"),
+    ):
+        signed_info = next(parse(forged).iter(f"{DS}SignedInfo"))
+        assert verify_module._match_signed_info(canonicalize(signed_info), signed_info) is None
