@@ -427,7 +427,8 @@ class Verifier:
         """
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("the verification time must be timezone-aware")
-        if isinstance(document, bytes | bytearray | memoryview):
+        disposable = isinstance(document, bytes | bytearray | memoryview)
+        if disposable:
             root = parse(bytes(document), max_bytes=max_bytes)
         else:
             root = document.getroottree().getroot()
@@ -459,7 +460,9 @@ class Verifier:
         if not texts:
             raise SignatureInvalid("X509Data holds no X509Certificate")
 
-        digest = enveloped_digest(signature, signed_info.reference_prefixes, found)
+        digest = enveloped_digest(
+            signature, signed_info.reference_prefixes, found, disposable=disposable
+        )
         if not hmac.compare_digest(digest, signed_info.digest):
             raise SignatureInvalid("the document does not match the signed digest")
 
