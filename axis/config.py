@@ -251,6 +251,12 @@ def _build_section(
             continue
         values[key] = _coerce(value, hints[key], dotted, where, base_dir, from_env)
         _check_range(dotted, values[key], where)
+    for key in fields - values.keys():
+        # Defaults are relative too: resolve them like the file's own values, not
+        # against whatever the working directory happens to be.
+        default = getattr(section_type(), key)
+        if isinstance(default, Path) and not default.is_absolute():
+            values[key] = base_dir / default
     section = section_type(**values)
     if name == "database":
         section = dataclasses.replace(section, url=_absolute_sqlite(section.url, base_dir))
