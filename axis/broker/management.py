@@ -110,13 +110,14 @@ class Management:
         *,
         json: Any = None,
         ok_missing: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request; return the decoded JSON body, or ``None`` if it had none.
 
         With ``ok_missing`` a 404 counts as success, which makes deletes idempotent.
         """
         try:
-            response = self._client.request(method, path, json=json)
+            response = self._client.request(method, path, json=json, headers=headers)
         except httpx.TransportError as exc:
             detail = f"{type(exc).__name__}: {exc}"
             raise ManagementUnavailable(method, path, detail, self.url) from exc
@@ -176,6 +177,13 @@ class Management:
         else:
             body["password_hash"] = password_hash or ""
         self._request("PUT", f"/users/{_q(name)}", json=body)
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        """The user's record (``name``, ``tags`` as a list...), or None if there is none."""
+        result: dict[str, Any] | None = self._request("GET", f"/users/{_q(name)}", ok_missing=True)
+        if result is not None and isinstance(result.get("tags"), str):
+            result["tags"] = [t for t in result["tags"].split(",") if t]
+        return result
 
     def delete_user(self, name: str) -> None:
         """Delete a user (and its permissions in every vhost); a missing one is fine."""
@@ -275,6 +283,30 @@ class Management:
             f"/bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(queue)}",
             json={"routing_key": routing_key, "arguments": {}},
         )
+
+    def list_connections(
+        self, *, user: str | None = None, vhost: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Open AMQP connections, optionally only those of ``user`` on ``vhost``.
+
+        Like queue depths, the list comes from the statistics database and can lag a
+        newly opened connection by a moment.
+        """
+        connections: list[dict[str, Any]] = self._request("GET", "/connections")
+        return [
+            c
+            for c in connections
+            if (user is None or c.get("user") == user)
+            and (vhost is None or c.get("vhost") == vhost)
+        ]
+
+    def close_connection(self, name: str, reason: str = "") -> None:
+        """Close an AMQP connection by name; one already gone is fine.
+
+        ``reason`` reaches the client in the connection.close frame.
+        """
+        headers = {"X-Reason": reason} if reason else None
+        self._request("DELETE", f"/connections/{_q(name)}", ok_missing=True, headers=headers)
 
     def list_bindings(self, vhost: str, exchange: str, queue: str) -> list[dict[str, Any]]:
         """The bindings from ``exchange`` to ``queue``."""
