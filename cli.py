@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from axis.commands import doc, doc_sign, pki
+from axis.commands import agency, db, doc, doc_sign, group, init, pki, status
 
 
 @click.group()
@@ -26,6 +26,11 @@ main.add_command(pki.group)
 main.add_command(doc.group)
 doc.group.add_command(doc_sign.sign)
 doc.group.add_command(doc_sign.verify)
+main.add_command(init.init)
+main.add_command(db.group)
+main.add_command(agency.group)
+main.add_command(group.group)
+main.add_command(status.status)
 
 if __name__ == "__main__":
     main()
