@@ -1,26 +1,36 @@
 """The content-addressed archive of every original body the hub received.
 
-A body is stored once, under its SHA-256, as ``<root>/ab/cd/abcd…ef`` — the
-database keeps only the hash. Files are written to a temporary name and renamed,
-so a reader never sees half a body, and a batch is made durable with one
-``syncfs(2)`` instead of one ``fsync`` per file: on the development machines a
-per-file fsync costs 200–460 µs, which alone would cap the hub near 2,000
-documents/s, while one filesystem sync per batch of hundreds costs a few
-milliseconds. Where ``syncfs`` is unavailable each file is fsynced.
+Bodies are appended to segment files under ``<archive>/segments/`` and found by
+their SHA-256 through the ``archive_entries`` index (segment, offset, length),
+which is written in the same transaction as the batch's audit records. Each
+record in a segment describes itself::
+
+    AXIS-ARCHIVE 1 <sha256 hex> <length>\\n<body>\\n
+
+so the index can be rebuilt, and every body checked against its hash, from the
+segment files alone (:func:`scan`).
+
+Why segments and not one file per body: on the development machines creating a
+file per body costs about 145 µs of CPU (inode, directory entry, rename) and an
+fsync per file 200–460 µs; appending a batch to a segment and calling
+``fdatasync`` once costs about 20 µs per body. At 2,000 documents/s that is the
+difference between a third of a core and a few percent. A segment is only ever
+appended to; each router process writes its own, and starts a new one past
+``segment_bytes``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import os
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-_libc_name = ctypes.util.find_library("c")
-_libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
-_syncfs = getattr(_libc, "syncfs", None)
+MAGIC = b"AXIS-ARCHIVE 1 "
+DEFAULT_SEGMENT_BYTES = 256 * 1024 * 1024
 
 
 def sha256_hex(body: bytes) -> str:
@@ -28,71 +38,117 @@ def sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """Where one body lives: its segment (file name), the offset of the body, its length."""
+
+    sha256: str
+    segment: str
+    offset: int
+    length: int
+
+
+class ArchiveError(Exception):
+    """A body is missing from the archive or does not match its hash."""
+
+
 class Archive:
-    """A folder of bodies addressed by their SHA-256."""
+    """Append-only segments of bodies, addressed by SHA-256."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    ) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.segments = self.root / "segments"
+        self.segments.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self._fd: int | None = None
+        self._name = ""
+        self._size = 0
 
-    def path(self, digest: str) -> Path:
-        """Where the body with ``digest`` lives (whether or not it is there)."""
-        return self.root / digest[:2] / digest[2:4] / digest
+    def _open_segment(self) -> None:
+        self.close()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self._name = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}.seg"
+        self._fd = os.open(
+            self.segments / self._name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640
+        )
+        self._size = 0
+        # The new directory entry must be durable before any index row points into it.
+        _fsync_dir(self.segments)
 
-    def __contains__(self, digest: object) -> bool:
-        return isinstance(digest, str) and self.path(digest).is_file()
+    def append(self, bodies: Iterable[tuple[str, bytes]]) -> list[Entry]:
+        """Append ``(sha256, body)`` pairs durably; return where each one is.
 
-    def get(self, digest: str) -> bytes:
-        """The body with ``digest``; :class:`KeyError` if absent, :class:`ValueError` if corrupt."""
+        Returns only once every byte is on disk (one ``fdatasync`` for the lot).
+        """
+        entries: list[Entry] = []
+        chunks: list[bytes] = []
+        for digest, body in bodies:
+            if self._fd is None or self._size >= self.segment_bytes:
+                self._flush(chunks)
+                chunks = []
+                self._open_segment()
+            header = MAGIC + f"{digest} {len(body)}\n".encode("ascii")
+            entries.append(Entry(digest, self._name, self._size + len(header), len(body)))
+            chunks += (header, body, b"\n")
+            self._size += len(header) + len(body) + 1
+        self._flush(chunks)
+        if entries and self._fd is not None:
+            os.fdatasync(self._fd)
+        return entries
+
+    def _flush(self, chunks: list[bytes]) -> None:
+        if chunks and self._fd is not None:
+            data = memoryview(b"".join(chunks))
+            while data:
+                data = data[os.write(self._fd, data) :]
+
+    def read(self, entry: Entry) -> bytes:
+        """The body at ``entry``, checked against its hash (:class:`ArchiveError` otherwise)."""
+        path = self.segments / entry.segment
         try:
-            body = self.path(digest).read_bytes()
+            with path.open("rb") as f:
+                f.seek(entry.offset)
+                body = f.read(entry.length)
         except FileNotFoundError:
-            raise KeyError(digest) from None
-        if sha256_hex(body) != digest:
-            raise ValueError(f"archived body {digest} does not match its hash")
+            raise ArchiveError(f"segment {entry.segment} is missing") from None
+        if len(body) != entry.length or sha256_hex(body) != entry.sha256:
+            raise ArchiveError(f"archived body {entry.sha256} does not match its hash")
         return body
 
-    def put_many(self, bodies: Iterable[tuple[str, bytes]]) -> int:
-        """Store ``(digest, body)`` pairs durably; return how many were new.
+    def close(self) -> None:
+        """Close the current segment (a new one is opened on the next append)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
-        Returns only once every new file (and its directory entry) is on disk.
-        """
-        written = 0
-        synced_each = _syncfs is None
-        for digest, body in bodies:
-            target = self.path(digest)
-            if target.is_file():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{digest}.{os.getpid()}.tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if synced_each:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, target)
-            written += 1
-        if written:
-            self._sync(synced_each)
-        return written
 
-    def put(self, body: bytes) -> str:
-        """Store one body durably and return its digest."""
-        digest = sha256_hex(body)
-        self.put_many([(digest, body)])
-        return digest
+def scan(path: str | os.PathLike[str]) -> Iterator[tuple[Entry, bool]]:
+    """Every record of one segment file, with whether its body matches its hash.
 
-    def _sync(self, synced_each: bool) -> None:
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            if synced_each:
-                os.fsync(fd)
-            elif _syncfs(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"syncfs failed: {os.strerror(err)}")
-        finally:
-            os.close(fd)
+    A record cut short by a crash ends the scan; it was never indexed.
+    """
+    name = Path(path).name
+    with open(path, "rb") as f:
+        while True:
+            start = f.tell()
+            header = f.readline()
+            if not header:
+                return
+            if not header.startswith(MAGIC) or not header.endswith(b"\n"):
+                raise ArchiveError(f"{name}: not an archive record at offset {start}")
+            digest, length_text = header[len(MAGIC) :].decode("ascii").split()
+            length = int(length_text)
+            body = f.read(length)
+            if len(body) < length or f.read(1) != b"\n":
+                return
+            yield Entry(digest, name, start + len(header), length), sha256_hex(body) == digest
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -266,3 +266,14 @@ class RegistryVersion(Base):
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class ArchiveEntry(Base):
+    """Where the archive keeps the body with a given SHA-256 (see ``axis.archive``)."""
+
+    __tablename__ = "archive_entries"
+
+    sha256: Mapped[str] = mapped_column(HEX256, primary_key=True)
+    segment: Mapped[str] = mapped_column(String(80))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(Integer)

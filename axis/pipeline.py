@@ -41,6 +41,11 @@ HEAD_EVERY_EVENTS = 10_000
 """Sign the chain head at least this often, so evidence bundles stay small."""
 
 
+def _readable_id(message_id: str | None) -> str | None:
+    """The sender's message id, if it is one a receipt can carry."""
+    return message_id if message_id and schemas.is_message_id(message_id) else None
+
+
 def utcnow() -> datetime:
     """The hub's clock."""
     return datetime.now(UTC)
@@ -111,13 +116,13 @@ class Pipeline:
         """parse → validate → verify → authorize → record a batch; return what to publish."""
         snapshot = self.registry.current(self.engine)
         checked = [self.check(message, snapshot) for message in batch]
-        self.archive.put_many(
+        archived = self.archive.append(
             (c.sha256, c.inbound.body) for c in checked if len(c.inbound.body) <= self.max_bytes
         )
         with self.engine.begin() as conn:
             known = record.lookup(conn, *self._references(checked))
             items = [self.authorize(c, snapshot, known) for c in checked]
-            record.write(conn, items)
+            record.write(conn, items, archived)
             stored = record.stored_receipts(
                 conn, [i.receipt_id for i in items if isinstance(i.outcome, Retry)]
             )
@@ -132,6 +137,10 @@ class Pipeline:
             sender = authorize.attribute(message.user_id, snapshot)
             checked.sender = sender.code
             authorize.check_active(sender)
+            if not message.message_id or not schemas.is_message_id(message.message_id):
+                raise Malformed(
+                    "the message_id property is missing or unusable (PROTOCOL 3: a fresh UUID)"
+                )
             if message.content_type not in (None, "application/xml", "text/xml"):
                 raise Malformed(
                     f"content_type must be application/xml, not {message.content_type!r}"
@@ -228,7 +237,7 @@ class Pipeline:
                     rejected_at=item.inbound.received_at,
                     audit_seq=link.seq,
                     chain_hash=link.hash,
-                    message_id=item.inbound.message_id,
+                    message_id=_readable_id(item.inbound.message_id),
                     document_id=item.document_id,
                     sender=item.sender,
                 )

@@ -18,7 +18,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from axis.archive import Entry
 from axis.audit import store as audit
 from axis.audit.chain import Event, EventKind, Link, format_time
 from axis.authorize import (
@@ -30,7 +32,7 @@ from axis.authorize import (
     Retry,
     Unattributable,
 )
-from axis.models import AuditEvent, Delivery, Document, Receipt
+from axis.models import ArchiveEntry, AuditEvent, Delivery, Document, Receipt
 from axis.models import Status as StatusRow
 from axis.receipts import ReceiptWriter
 from axis.rejections import Rejection
@@ -193,8 +195,19 @@ def _event(item: Item) -> Event | None:
     return None
 
 
-def write(conn: Connection, items: Sequence[Item]) -> None:
-    """Record a decided batch: audit events first (they number the rest), then the rows."""
+def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = ()) -> None:
+    """Record a decided batch: audit events first (they number the rest), then the rows.
+
+    ``archived`` are the archive entries of the batch's bodies, indexed here so an
+    index row exists only for a body whose batch committed.
+    """
+    if archived:
+        insert = ArchiveEntry.__table__.insert()
+        if conn.dialect.name == "sqlite":
+            insert = insert.prefix_with("OR IGNORE")
+        else:
+            insert = pg_insert(ArchiveEntry.__table__).on_conflict_do_nothing()
+        conn.execute(insert, [vars(entry) for entry in archived])
     events: list[Event] = []
     owners: list[Item | None] = []
     for item in items:
@@ -271,14 +284,14 @@ def write(conn: Connection, items: Sequence[Item]) -> None:
             )
             deliveries.append({"receipt_id": item.receipt_id, "recipient": outcome.addressee})
     if documents:
-        conn.execute(sa.insert(Document), documents)
+        conn.execute(Document.__table__.insert(), documents)
     if statuses:
-        conn.execute(sa.insert(StatusRow), statuses)
+        conn.execute(StatusRow.__table__.insert(), statuses)
     if deliveries:
-        conn.execute(sa.insert(Delivery), deliveries)
+        conn.execute(Delivery.__table__.insert(), deliveries)
     if states:
         conn.execute(
-            sa.update(Document)
+            Document.__table__.update()
             .where(Document.document_id == sa.bindparam("target"))
             .values(state=sa.bindparam("new_state")),
             states,
@@ -335,13 +348,11 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
         if item.receipt is not None and not isinstance(item.outcome, Retry | Unattributable)
     ]
     if receipts:
-        insert = sa.insert(Receipt)
+        insert = Receipt.__table__.insert()
         if conn.dialect.name == "sqlite":
             insert = insert.prefix_with("OR IGNORE")
         else:
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            insert = pg_insert(Receipt).on_conflict_do_nothing()
+            insert = pg_insert(Receipt.__table__).on_conflict_do_nothing()
         conn.execute(insert, receipts)
     return len(pending)
 
@@ -400,3 +411,11 @@ def rebuild_receipt(conn: Connection, receipt_id: str, writer: ReceiptWriter) ->
         delivered=recipients,
         skipped=tuple(detail.get("skipped", ())),
     )
+
+
+def archive_entry(conn: Connection, sha256: str) -> Entry | None:
+    """Where the archive keeps the body with ``sha256``, if it has it."""
+    row = conn.execute(
+        sa.select(*ArchiveEntry.__table__.c).where(ArchiveEntry.sha256 == sha256)
+    ).one_or_none()
+    return None if row is None else Entry(row.sha256, row.segment, row.offset, row.length)

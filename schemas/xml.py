@@ -7,7 +7,10 @@ fetched from the network, the body has a size limit, and libxml2's nesting limit
 quadratic-blowup document therefore fails fast with :class:`Malformed` instead of
 eating memory or reading files.
 
-A DTD that declares nothing the document uses is not an attack on the parser; it
+A DTD that declares any entity is refused here as ``MALFORMED``: libxml2 leaves
+entity references in element content unexpanded, but it does substitute internal
+entities inside attribute values, so the only safe entity is one never declared.
+A bare ``<!DOCTYPE ...>`` declaring nothing is not an attack on the parser; it
 parses, and the signature profile (PROTOCOL section 5) then refuses it as
 ``SIGNATURE_INVALID``.
 
@@ -44,12 +47,13 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise Malformed("the body is not bytes")
+    data = bytes(data)
     if len(data) > max_bytes:
         raise TooLarge(f"the body is {len(data)} bytes, more than the limit of {max_bytes}")
     if not data.strip():
         raise Malformed("the body is empty")
     try:
-        root = etree.fromstring(bytes(data), _PARSER)
+        root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise Malformed(f"not well-formed XML: {exc}") from None
     except (ValueError, UnicodeError) as exc:
@@ -58,7 +62,10 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
     encoding = (docinfo.encoding or "UTF-8").upper().replace("_", "-")
     if encoding not in ("UTF-8", "UTF8"):
         raise Malformed(f"the body must be UTF-8, not {docinfo.encoding}")
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+    dtd = docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise Malformed("entity declarations are not allowed (no entity is ever expanded)")
+    if dtd is not None or docinfo.externalDTD is not None:
         for _ in root.iter(etree.Entity):
             raise Malformed("entity references are not allowed (no entity is ever expanded)")
     return root

@@ -107,7 +107,10 @@ ensure_rabbitmq() {
         if ! as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
             # Debian's wrapper drops to the rabbitmq user itself when started as root.
             say "starting rabbitmq-server"
-            as_root rabbitmq-server -detached || die "rabbitmq-server -detached failed"
+            # Every quorum queue holds files open; the default soft limit of 1024
+            # is soon reached by a hub with a hundred inboxes.
+            as_root bash -c 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec rabbitmq-server -detached' \
+                || die "rabbitmq-server -detached failed"
         fi
         wait_for "RabbitMQ (AMQP port $AMQP_PORT)" port_open "$AMQP_PORT" \
             || die "RabbitMQ did not open port $AMQP_PORT within ${TIMEOUT}s; see /var/log/rabbitmq/"

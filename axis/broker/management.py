@@ -15,6 +15,7 @@ the subclass :class:`ManagementUnavailable`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -75,7 +76,7 @@ class Management:
     ``repr`` or logs.
     """
 
-    def __init__(self, url: str, user: str, password: str, *, timeout: float = 10) -> None:
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 60) -> None:
         self.url = url.rstrip("/")
         self.user = user
         self._client = httpx.Client(
@@ -117,7 +118,12 @@ class Management:
         With ``ok_missing`` a 404 counts as success, which makes deletes idempotent.
         """
         try:
-            response = self._client.request(method, path, json=json, headers=headers)
+            try:
+                response = self._client.request(method, path, json=json, headers=headers)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # The server closes keep-alive connections it finds idle; every call
+                # of this API is idempotent (PUT/DELETE/GET), so one retry is safe.
+                response = self._client.request(method, path, json=json, headers=headers)
         except httpx.TransportError as exc:
             detail = f"{type(exc).__name__}: {exc}"
             raise ManagementUnavailable(method, path, detail, self.url) from exc
@@ -139,9 +145,23 @@ class Management:
         result: dict[str, Any] = self._request("GET", "/overview")
         return result
 
-    def create_vhost(self, name: str) -> None:
-        """Create a virtual host; an existing one is left as it is."""
+    def create_vhost(self, name: str, *, wait: float = 30.0) -> None:
+        """Create a virtual host (an existing one is left as it is) and wait until it runs.
+
+        A busy broker answers the PUT before the vhost's processes are up, and a
+        connection made in that moment is refused with "vhost is down".
+        """
         self._request("PUT", f"/vhosts/{_q(name)}")
+        deadline = time.monotonic() + wait
+        while True:
+            states = (self._request("GET", f"/vhosts/{_q(name)}") or {}).get("cluster_state", {})
+            if states and all(state == "running" for state in states.values()):
+                return
+            if time.monotonic() > deadline:
+                raise ManagementError(
+                    None, "GET", f"/vhosts/{name}", f"vhost not running: {states}"
+                )
+            time.sleep(0.1)
 
     def delete_vhost(self, name: str) -> None:
         """Delete a virtual host and everything in it; a missing one is fine."""

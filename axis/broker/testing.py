@@ -36,7 +36,7 @@ class BrokerEnv:
     vhost: str
     user_tag: str
 
-    def management(self, *, timeout: float = 10) -> Management:
+    def management(self, *, timeout: float = 60) -> Management:
         """A new management API client as the admin; close it (use ``with``)."""
         return Management(
             self.management_url, self.admin_user, self.admin_password, timeout=timeout

@@ -34,7 +34,7 @@ from axis.router import Router
 from axis.service import build_pipeline
 from schemas.samples import sample_edoc
 from signing import Signer
-from signing.pki import CertifiedKey, make_ca, make_leaf
+from signing.pki import CertifiedKey, cert_pem, key_pem, make_ca, make_leaf
 
 HUB_NS = "urn:axis:hub:1"
 
@@ -142,12 +142,18 @@ class Hub:
     ca: CertifiedKey
     engine: sa.Engine
     router: Router
+    thread: threading.Thread
     agencies: dict[str, Agency] = field(default_factory=dict)
 
     def register(
-        self, code: str, *, kind: str = "ministry", groups: tuple[str, ...] = ()
+        self, name: str, *, kind: str = "ministry", groups: tuple[str, ...] = ()
     ) -> Agency:
-        """Register an agency (registry, certificate, broker user, inbox) and return it."""
+        """Register a new agency (registry, certificate, broker user, inbox) and return it.
+
+        Its code is ``name`` made unique to the session, so tests sharing a hub never
+        share an agency.
+        """
+        code = self.broker.unique_code(f"{name}{len(self.agencies)}")
         leaf = make_leaf(code, self.ca)
         password = secrets.token_urlsafe(16)
         now = datetime.now(UTC)
@@ -192,23 +198,14 @@ class Hub:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hub]:
-    """A hub on a vhost of its own, with SQLite, or PostgreSQL when parametrized so."""
+def _start_hub(broker: BrokerEnv, folder: Path, url: str) -> Hub:
     env = broker.derive(secrets.token_hex(3))
-    url = (
-        request.getfixturevalue("pg_fresh_url")
-        if getattr(request, "param", "sqlite") == "postgres"
-        else (f"sqlite:///{tmp_path / 'axis.db'}")
-    )
     ca = make_ca("Axis Test CA")
     hub_leaf = make_leaf("axis-hub", ca)
-    (tmp_path / "pki").mkdir()
-    from signing.pki import cert_pem, key_pem
-
-    (tmp_path / "pki" / "ca.pem").write_bytes(cert_pem(ca.certificate))
-    (tmp_path / "pki" / "hub.pem").write_bytes(cert_pem(hub_leaf.certificate))
-    (tmp_path / "pki" / "hub.key").write_bytes(key_pem(hub_leaf.key))
+    (folder / "pki").mkdir(parents=True)
+    (folder / "pki" / "ca.pem").write_bytes(cert_pem(ca.certificate))
+    (folder / "pki" / "hub.pem").write_bytes(cert_pem(hub_leaf.certificate))
+    (folder / "pki" / "hub.key").write_bytes(key_pem(hub_leaf.key))
     hub_user = f"axis-hub-{env.vhost[-15:]}"
     hub_password = secrets.token_urlsafe(16)
     with env.management() as mgmt:
@@ -228,7 +225,7 @@ def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> It
             "hub": {"archive_dir": "archive", "max_message_bytes": 2 * 1024 * 1024},
             "router": {"batch_wait_ms": 1, "chain_head_interval_s": 2},
         },
-        base_dir=tmp_path,
+        base_dir=folder,
         env={},
     )
     db.upgrade(url)
@@ -236,19 +233,55 @@ def hub(broker: BrokerEnv, tmp_path: Path, request: pytest.FixtureRequest) -> It
     router.pipeline.registry.ttl = 0  # tests change the registry and send at once
     thread = threading.Thread(target=router.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
-    the_hub = Hub(config, env, ca, db.make_engine(url), router)
+    return Hub(config, env, ca, db.make_engine(url), router, thread=thread)
+
+
+def _stop_hub(hub: Hub) -> None:
+    for agency in hub.agencies.values():
+        agency.close()
+    hub.router.stop()
+    hub.thread.join(timeout=30)
+    hub.engine.dispose()
+    hub.router.pipeline.engine.dispose()
+    with hub.broker.management() as mgmt:
+        # Quorum queues are Raft groups: leaving hundreds behind slows the broker for
+        # every later test, so each hub removes its vhost as soon as it is done.
+        mgmt.delete_vhost(hub.broker.vhost)
+
+
+@pytest.fixture(scope="module", params=["sqlite"])
+def hub(
+    broker: BrokerEnv, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Hub]:
+    """A hub shared by a test module (SQLite, or PostgreSQL when parametrized so).
+
+    Tests keep out of each other's way by registering agencies of their own
+    (:meth:`Hub.register` gives each a code unique to the session).
+    """
+    folder = tmp_path_factory.mktemp("hub")
+    url = (
+        request.getfixturevalue("pg_fresh_url")
+        if request.param == "postgres"
+        else f"sqlite:///{folder / 'axis.db'}"
+    )
+    the_hub = _start_hub(broker, folder, url)
     try:
         yield the_hub
     finally:
-        for agency in the_hub.agencies.values():
-            agency.close()
-        router.stop()
-        thread.join(timeout=30)
-        the_hub.engine.dispose()
-        router.pipeline.engine.dispose()
+        _stop_hub(the_hub)
 
 
 @pytest.fixture
+def fresh_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
+    """A hub of this test's own, for tests that tamper with its database."""
+    the_hub = _start_hub(broker, tmp_path, f"sqlite:///{tmp_path / 'axis.db'}")
+    try:
+        yield the_hub
+    finally:
+        _stop_hub(the_hub)
+
+
+@pytest.fixture(scope="module")
 def pg_fresh_url(pg_url: str) -> Iterator[str]:
     """A PostgreSQL database of this test's own (the session's is shared)."""
     maintenance = sa.make_url(pg_url)

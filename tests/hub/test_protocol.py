@@ -24,7 +24,7 @@ def rejection_code(hub, agency) -> str:
 
 @pytest.fixture
 def a_b(hub):
-    return hub.register(hub.broker.unique_code("A")), hub.register(hub.broker.unique_code("B"))
+    return hub.register("A"), hub.register("B")
 
 
 def test_malformed_body_is_rejected(hub, a_b) -> None:
@@ -217,7 +217,7 @@ def test_status_from_a_recipient_is_forwarded_to_the_sender(hub, a_b) -> None:
 
 def test_status_from_a_non_recipient_is_refused(hub, a_b) -> None:
     a, b = a_b
-    c = hub.register(hub.broker.unique_code("C"))
+    c = hub.register("C")
     document = a.edoc([b.code])
     a.publish(a.sign(document))
     assert isinstance(hub.answer(a), schemas.AxisReceipt)
@@ -253,12 +253,10 @@ def test_message_without_user_id_is_quarantined_and_audited(hub, a_b) -> None:
 
 
 def test_broadcast_to_provinces_reaches_all_63_inboxes(hub) -> None:
-    office = hub.register(hub.broker.unique_code("G22"))
-    provinces = [
-        hub.register(hub.broker.unique_code(f"H{n:02d}"), kind="province", groups=("provinces",))
-        for n in range(1, 64)
-    ]
-    directive = office.edoc(["@provinces"])
+    group = f"provinces-{len(hub.agencies)}"  # the hub is shared: a group of this test's own
+    office = hub.register("G")
+    provinces = [hub.register("H", kind="province", groups=(group,)) for n in range(1, 64)]
+    directive = office.edoc([f"@{group}"])
     office.publish(office.sign(directive))
     receipt = hub.answer(office)
     assert isinstance(receipt, schemas.AxisReceipt)
@@ -268,8 +266,9 @@ def test_broadcast_to_provinces_reaches_all_63_inboxes(hub) -> None:
         assert message.headers["x-axis-sender"] == office.code
 
 
-def test_audit_verify_detects_a_row_changed_in_the_database(hub, a_b) -> None:
-    a, b = a_b
+def test_audit_verify_detects_a_row_changed_in_the_database(fresh_hub) -> None:
+    hub = fresh_hub
+    a, b = hub.register("A"), hub.register("B")
     a.publish(a.sign(a.edoc([b.code])))
     hub.answer(a)
     hub.wait_until(lambda: _count_delivered(hub) == 1)

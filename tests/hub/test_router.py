@@ -7,11 +7,12 @@ import pytest
 import schemas
 from axis.audit import store as audit
 
+pytestmark = pytest.mark.parametrize("hub", ["sqlite", "postgres"], indirect=True)
 
-@pytest.mark.parametrize("hub", ["sqlite", "postgres"], indirect=True)
+
 def test_two_agencies_exchange_a_document_and_the_bytes_arrive_unchanged(hub) -> None:
-    a = hub.register(hub.broker.unique_code("A1"))
-    b = hub.register(hub.broker.unique_code("B1"))
+    a = hub.register("A")
+    b = hub.register("B")
     body = a.sign(a.edoc([b.code]))
     message_id = a.publish(body)
 
