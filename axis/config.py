@@ -257,6 +257,11 @@ def _build_section(
         default = getattr(section_type(), key)
         if isinstance(default, Path) and not default.is_absolute():
             values[key] = base_dir / default
+    for f in dataclasses.fields(section_type):
+        default = f.default
+        if f.name not in values and isinstance(default, Path) and not default.is_absolute():
+            # Defaults are relative to the hub's folder too, not to the current directory.
+            values[f.name] = base_dir / default
     section = section_type(**values)
     if name == "database":
         section = dataclasses.replace(section, url=_absolute_sqlite(section.url, base_dir))
