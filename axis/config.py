@@ -251,12 +251,6 @@ def _build_section(
             continue
         values[key] = _coerce(value, hints[key], dotted, where, base_dir, from_env)
         _check_range(dotted, values[key], where)
-    for key in fields - values.keys():
-        # Defaults are relative too: resolve them like the file's own values, not
-        # against whatever the working directory happens to be.
-        default = getattr(section_type(), key)
-        if isinstance(default, Path) and not default.is_absolute():
-            values[key] = base_dir / default
     for f in dataclasses.fields(section_type):
         default = f.default
         if f.name not in values and isinstance(default, Path) and not default.is_absolute():
