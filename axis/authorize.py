@@ -76,7 +76,7 @@ class Known:
 class AcceptEdoc:
     """A new edoc to record and deliver."""
 
-    edoc: schemas.Edoc
+    header: schemas.EdocHeader
     sender: str
     recipients: tuple[str, ...]
     """Expanded, de-duplicated, active recipients."""
@@ -179,7 +179,7 @@ def expand_recipients(
 
 
 def authorize_edoc(
-    edoc: schemas.Edoc,
+    edoc: schemas.EdocHeader,
     signer: VerifiedSignature,
     sender: str,
     sha256: str,
@@ -187,7 +187,7 @@ def authorize_edoc(
     known: Known,
 ) -> AcceptEdoc | Retry:
     """Decide an edoc that parsed, validated and verified."""
-    check_signer(signer, sender, edoc.sender.organ_id, snapshot)
+    check_signer(signer, sender, edoc.sender, snapshot)
     earlier = known.documents.get(edoc.document_id)
     if earlier is not None:
         if earlier.sha256 == sha256 and earlier.sender == sender:
@@ -195,11 +195,10 @@ def authorize_edoc(
         raise DuplicateConflict(
             f"DocumentId {edoc.document_id} was already received with different content"
         )
-    recipients, skipped = expand_recipients([r.organ_id for r in edoc.recipients], snapshot)
-    doc_type = int(edoc.business.doc_type)
-    business_event = BUSINESS_EVENTS.get(doc_type)
+    recipients, skipped = expand_recipients(list(edoc.recipients), snapshot)
+    business_event = BUSINESS_EVENTS.get(edoc.business_type)
     if business_event:
-        target_id = edoc.business.replacement_info or ""
+        target_id = edoc.replaces or ""
         target = known.documents.get(target_id)
         if target is None:
             raise UnknownDocument(
@@ -233,11 +232,11 @@ def authorize_status(
     return AcceptStatus(status, sender, document.sender)
 
 
-def referenced_documents(documents: Iterable[schemas.Edoc | schemas.Status]) -> set[str]:
+def referenced_documents(documents: Iterable[schemas.EdocHeader | schemas.Status]) -> set[str]:
     """Every DocumentId a batch's decisions may need to look up."""
     ids: set[str] = set()
     for document in documents:
         ids.add(document.document_id)
-        if isinstance(document, schemas.Edoc) and document.business.replacement_info:
-            ids.add(document.business.replacement_info)
+        if isinstance(document, schemas.EdocHeader) and document.replaces:
+            ids.add(document.replaces)
     return ids

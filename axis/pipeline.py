@@ -58,7 +58,7 @@ class Checked:
     inbound: Inbound
     sha256: str
     sender: str | None = None
-    document: schemas.Edoc | schemas.Status | None = None
+    document: schemas.EdocHeader | schemas.Status | None = None
     signer: VerifiedSignature | None = None
     failure: Rejection | Unattributable | None = None
 
@@ -182,7 +182,7 @@ class Pipeline:
                     c.document, c.signer, c.sender, c.sha256, snapshot, known
                 )
             else:
-                assert isinstance(c.document, schemas.Edoc)
+                assert isinstance(c.document, schemas.EdocHeader)
                 item.outcome = authorize.authorize_edoc(
                     c.document, c.signer, c.sender, c.sha256, snapshot, known
                 )
@@ -194,8 +194,8 @@ class Pipeline:
             item.deliveries = outcome.redeliver
         elif isinstance(outcome, AcceptEdoc):
             item.deliveries = outcome.recipients
-            known.documents[outcome.edoc.document_id] = authorize.KnownDocument(
-                outcome.edoc.document_id,
+            known.documents[outcome.header.document_id] = authorize.KnownDocument(
+                outcome.header.document_id,
                 c.sender,
                 c.sha256,
                 item.receipt_id,
@@ -266,10 +266,10 @@ class Pipeline:
         log.info("audit.head_signed", seq=seq)
         return seq
 
-    def _read(self, root: etree._Element, kind: str) -> schemas.Edoc | schemas.Status:
+    def _read(self, root: etree._Element, kind: str) -> schemas.EdocHeader | schemas.Status:
         if kind == "status":
             return schemas.parse_status(root, check_schema=False)
-        return schemas.parse_edoc(root, with_attachments=False, check_schema=False)
+        return schemas.read_header(root)
 
     @staticmethod
     def _references(checked: Sequence[Checked]) -> tuple[set[str], set[tuple[str, str]]]:

@@ -55,7 +55,7 @@ class ReceiptWriter:
             recipients=tuple(outcomes),
             document_id=document_id,
         )
-        return self.signer.sign(schemas.to_element(receipt))
+        return self._sign(schemas.to_element(receipt))
 
     def rejection(
         self,
@@ -82,7 +82,7 @@ class ReceiptWriter:
             document_id=document_id,
             sender=sender,
         )
-        return self.signer.sign(schemas.to_element(rejection))
+        return self._sign(schemas.to_element(rejection))
 
     def chain_head(self, *, seq: int, chain_hash: str, signed_at: datetime) -> bytes:
         """A signed ``AxisChainHead``: the hub's statement of its audit chain at ``seq``."""
@@ -90,7 +90,15 @@ class ReceiptWriter:
         etree.SubElement(root, f"{{{HUB_NS}}}Seq").text = str(seq)
         etree.SubElement(root, f"{{{HUB_NS}}}ChainHash").text = chain_hash
         etree.SubElement(root, f"{{{HUB_NS}}}SignedAt").text = format_time(signed_at)
-        return self.signer.sign(root)
+        return self._sign(root)
+
+    def _sign(self, element: etree._Element) -> bytes:
+        # The hub's own documents are canonicalized once and signed as bytes: no
+        # second canonicalization, no Signature tree (see Signer.sign_canonical).
+        canonical = etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+        return self.signer.sign_canonical(
+            canonical, before=f"</{etree.QName(element).localname}>".encode()
+        )
 
 
 def read_chain_head(root: etree._Element) -> tuple[int, str, str]:

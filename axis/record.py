@@ -223,9 +223,9 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
                     EventKind(outcome.business_event),
                     item.inbound.received_at,
                     item.receipt_id,
-                    outcome.edoc.business.replacement_info,
+                    outcome.header.replaces,
                     item.sender,
-                    detail={"by": item.document_id, "reason": outcome.edoc.business.reason or ""},
+                    detail={"by": item.document_id, "reason": outcome.header.business_reason or ""},
                 )
             )
             owners.append(None)
@@ -237,7 +237,7 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
     for item in items:
         outcome = item.outcome
         if isinstance(outcome, AcceptEdoc):
-            edoc = outcome.edoc
+            edoc = outcome.header
             documents.append(
                 {
                     "document_id": edoc.document_id,
@@ -250,18 +250,18 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
                     "audit_seq": item.link.seq if item.link else 0,
                     "subject": edoc.subject,
                     "doc_type": edoc.document_type,
-                    "priority": int(edoc.priority),
-                    "steering_type": int(edoc.steering_type),
+                    "priority": edoc.priority,
+                    "steering_type": edoc.steering_type,
                     "due_date": edoc.due_date,
-                    "business_type": int(edoc.business.doc_type),
-                    "acts_on": edoc.business.replacement_info,
+                    "business_type": edoc.business_type,
+                    "acts_on": edoc.replaces,
                     "state": "active",
                 }
             )
             if outcome.business_event:
                 states.append(
                     {
-                        "target": edoc.business.replacement_info,
+                        "target": edoc.replaces,
                         "new_state": outcome.business_event.lower(),
                     }
                 )

@@ -35,6 +35,7 @@ from schemas.edoc import (
     TraceHeader,
     parse_edoc,
 )
+from schemas.header import EdocHeader, read_header
 from schemas.hub import (
     AxisReceipt,
     AxisRejection,
@@ -55,6 +56,7 @@ __all__ = [
     "Document",
     "DocumentId",
     "Edoc",
+    "EdocHeader",
     "Organization",
     "Priority",
     "RecipientOutcome",
@@ -75,6 +77,7 @@ __all__ = [
     "parse_receipt",
     "parse_rejection",
     "parse_status",
+    "read_header",
     "to_bytes",
     "to_element",
     "validate",

@@ -142,7 +142,8 @@ def verify(
     """Recompute the whole chain and check it against the signed chain heads.
 
     ``check_head`` verifies one signed head (a row with seq, hash, signed_at and
-    body) and returns a reason when it does not verify. The report names the first broken or missing link.
+    body) and returns a reason when it does not verify. The report names the first
+    broken or missing link.
     """
     heads = {
         h.seq: h
