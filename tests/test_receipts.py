@@ -38,7 +38,7 @@ def test_receipt_is_schema_valid_signed_and_carries_every_fact(setup) -> None:
         skipped=("000.00.00.H37",),
     )
     assert schemas.validate(parse(body)) == "receipt"
-    assert verifier.verify(body, at=NOW).subject_code == "axis-hub"
+    assert verifier.verify(body, at=datetime.now(UTC)).subject_code == "axis-hub"
     receipt = schemas.parse_receipt(body)
     assert (receipt.audit_seq, receipt.chain_hash, receipt.received_at) == (42, "cd" * 32, NOW)
     assert [(r.organ_id, r.outcome) for r in receipt.recipients] == [
@@ -62,7 +62,7 @@ def test_rejection_is_schema_valid_signed_and_names_its_code(setup) -> None:
         sender="000.00.00.G01",
     )
     assert schemas.validate(parse(body)) == "rejection"
-    verifier.verify(body, at=NOW)
+    verifier.verify(body, at=datetime.now(UTC))
     rejection = schemas.parse_rejection(body)
     assert (rejection.code, rejection.reason) == (
         "SIGNATURE_INVALID",
@@ -73,5 +73,5 @@ def test_rejection_is_schema_valid_signed_and_names_its_code(setup) -> None:
 def test_chain_head_is_signed_and_reads_back(setup) -> None:
     writer, verifier = setup
     body = writer.chain_head(seq=1000, chain_hash="12" * 32, signed_at=NOW)
-    verifier.verify(body, at=NOW)
+    verifier.verify(body, at=datetime.now(UTC))
     assert read_chain_head(parse(body)) == (1000, "12" * 32, "2026-11-20T03:04:05.123456Z")
