@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from axis.commands import agency, db, doc, doc_sign, group, init, pki, status
+from axis.commands import agency, audit, db, doc, doc_sign, group, init, pki, serve, status
 
 
 @click.group()
@@ -31,6 +31,8 @@ main.add_command(db.group)
 main.add_command(agency.group)
 main.add_command(group.group)
 main.add_command(status.status)
+main.add_command(serve.serve)
+main.add_command(audit.group)
 
 if __name__ == "__main__":
     main()
