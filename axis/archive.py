@@ -136,6 +136,10 @@ def scan(path: str | os.PathLike[str]) -> Iterator[tuple[Entry, bool]]:
             header = f.readline()
             if not header:
                 return
+            if not header.endswith(b"\n") and (
+                header.startswith(MAGIC) or MAGIC.startswith(header)
+            ):
+                return  # the file ends inside a record's header: cut short by a crash
             if not header.startswith(MAGIC) or not header.endswith(b"\n"):
                 raise ArchiveError(f"{name}: not an archive record at offset {start}")
             digest, length_text = header[len(MAGIC) :].decode("ascii").split()
