@@ -376,13 +376,13 @@ def rebuild_receipt(conn: Connection, receipt_id: str, writer: ReceiptWriter) ->
     the content is the original's (same ids, times, sequence number and chain hash).
     """
     doc = conn.execute(
-        sa.select(Document).where(Document.receipt_id == receipt_id)
-    ).scalar_one_or_none()
+        sa.select(*Document.__table__.c).where(Document.receipt_id == receipt_id)
+    ).one_or_none()
     status = None
     if doc is None:
         status = conn.execute(
-            sa.select(StatusRow).where(StatusRow.receipt_id == receipt_id)
-        ).scalar_one_or_none()
+            sa.select(*StatusRow.__table__.c).where(StatusRow.receipt_id == receipt_id)
+        ).one_or_none()
         if status is None:
             return None
     seq = doc.audit_seq if doc else status.audit_seq  # type: ignore[union-attr]

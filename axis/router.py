@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +30,10 @@ from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
 from axis.amqp import parameters
-from axis.broker.topology import INBOUND_QUEUE
+from axis.audit.chain import format_time
+from axis.broker.topology import INBOUND_QUEUE, QUARANTINE_QUEUE
 from axis.config import Config
-from axis.deliver import Outgoing
+from axis.deliver import CLAIMED_USER, REASON, RECEIPT_ID, RECEIVED_AT, Outgoing
 from axis.pipeline import Pipeline, utcnow
 from axis.record import Inbound, Item
 
@@ -215,13 +217,46 @@ class Router:
         if time.monotonic() < self._blocked_until:
             return
         batch, self._pending = self._pending, []
+        self._route(batch)
+
+    def _route(self, batch: list[Inbound]) -> None:
         try:
             items, outgoing = self.pipeline.handle(batch)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             self._pending = batch + self._pending
             self._database_down("record", exc, self._flush)
             return
+        except Exception:
+            # A bug, not bad input (the checks turn bad input into rejections). Find
+            # the message at fault by routing the batch one by one, and set that one
+            # aside in the quarantine rather than retry it forever or drop it.
+            log.exception("router.batch_failed", messages=len(batch))
+            if len(batch) == 1:
+                self._set_aside(batch[0])
+            else:
+                for message in batch:
+                    self._route([message])
+            return
         self._publish(Batch([m.tag for m in batch], items, 0), outgoing)
+
+    def _set_aside(self, message: Inbound) -> None:
+        receipt_id = str(uuid.uuid4())
+        log.error("router.message_set_aside", receipt_id=receipt_id, user_id=message.user_id)
+        outgoing = Outgoing(
+            "",
+            QUARANTINE_QUEUE,
+            message.body,
+            message.type or "",
+            message.message_id,
+            {
+                RECEIPT_ID: receipt_id,
+                REASON: "the hub failed while processing this message; see its log",
+                RECEIVED_AT: format_time(message.received_at),
+                CLAIMED_USER: message.user_id or "",
+            },
+            user_id=self.config.broker.user,
+        )
+        self._publish(Batch([message.tag], [], 0), [outgoing])
 
     def _database_down(self, step: str, exc: Exception, retry: Callable[[], None]) -> None:
         delay = RETRY_DELAYS[2]
@@ -309,7 +344,11 @@ class Router:
             return
         try:
             self.pipeline.confirm([item for batch in batches for item in batch.items])
-        except sqlalchemy.exc.SQLAlchemyError as exc:
+        except Exception as exc:
+            # The deliveries are done; only their record is missing. Keep the
+            # messages unacknowledged and retry: the record must come first.
+            if not isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+                log.exception("router.confirm_failed")
             self._to_record = batches + self._to_record
             self._database_down("confirm", exc, self._record_confirmations)
             return

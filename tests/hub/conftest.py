@@ -29,7 +29,7 @@ from axis.broker.topology import (
     provision_hub_user,
     provision_inbox,
 )
-from axis.config import Config, from_mapping
+from axis.config import Config, load
 from axis.router import Router
 from axis.service import build_pipeline
 from schemas.samples import sample_edoc
@@ -141,8 +141,8 @@ class Hub:
     broker: BrokerEnv
     ca: CertifiedKey
     engine: sa.Engine
-    router: Router
-    thread: threading.Thread
+    router: Router | None
+    thread: threading.Thread | None
     agencies: dict[str, Agency] = field(default_factory=dict)
 
     def register(
@@ -198,7 +198,7 @@ class Hub:
             time.sleep(0.05)
 
 
-def _start_hub(broker: BrokerEnv, folder: Path, url: str) -> Hub:
+def _start_hub(broker: BrokerEnv, folder: Path, url: str, *, start_router: bool = True) -> Hub:
     env = broker.derive(secrets.token_hex(3))
     ca = make_ca("Axis Test CA")
     hub_leaf = make_leaf("axis-hub", ca)
@@ -211,38 +211,58 @@ def _start_hub(broker: BrokerEnv, folder: Path, url: str) -> Hub:
     with env.management() as mgmt:
         provision_hub(mgmt, env.vhost)
         provision_hub_user(mgmt, env.vhost, hub_password, name=hub_user, tags=(broker.user_tag,))
-    config = from_mapping(
-        {
-            "database": {"url": url},
-            "broker": {
-                "url": "amqp://127.0.0.1:5672/",
-                "vhost": env.vhost,
-                "user": hub_user,
-                "password": hub_password,
-            },
-            "trust": {"anchors": ["pki/ca.pem"]},
-            "signing": {"key": "pki/hub.key", "certificate": "pki/hub.pem"},
-            "hub": {"archive_dir": "archive", "max_message_bytes": 2 * 1024 * 1024},
-            "router": {"batch_wait_ms": 1, "chain_head_interval_s": 2},
-        },
-        base_dir=folder,
-        env={},
+    (folder / "hub-password").write_text(hub_password)
+    # A real axis.toml, so a test can also run the hub as `axis --config ... serve`.
+    (folder / "axis.toml").write_text(
+        f"""
+[database]
+url = "{url}"
+
+[broker]
+url = "amqp://127.0.0.1:5672/"
+vhost = "{env.vhost}"
+user = "{hub_user}"
+password_file = "hub-password"
+
+[trust]
+anchors = ["pki/ca.pem"]
+
+[signing]
+key = "pki/hub.key"
+certificate = "pki/hub.pem"
+
+[hub]
+archive_dir = "archive"
+max_message_bytes = {2 * 1024 * 1024}
+
+[router]
+batch_wait_ms = 1
+chain_head_interval_s = 2
+
+[log]
+format = "json"
+""",
+        encoding="utf-8",
     )
+    config = load(folder / "axis.toml", env={})
     db.upgrade(url)
-    router = Router(config, build_pipeline(config))
-    router.pipeline.registry.ttl = 0  # tests change the registry and send at once
-    thread = threading.Thread(target=router.run, kwargs={"install_signals": False}, daemon=True)
-    thread.start()
+    router = thread = None
+    if start_router:
+        router = Router(config, build_pipeline(config))
+        router.pipeline.registry.ttl = 0  # tests change the registry and send at once
+        thread = threading.Thread(target=router.run, kwargs={"install_signals": False}, daemon=True)
+        thread.start()
     return Hub(config, env, ca, db.make_engine(url), router, thread=thread)
 
 
 def _stop_hub(hub: Hub) -> None:
     for agency in hub.agencies.values():
         agency.close()
-    hub.router.stop()
-    hub.thread.join(timeout=30)
+    if hub.router is not None and hub.thread is not None:
+        hub.router.stop()
+        hub.thread.join(timeout=30)
+        hub.router.pipeline.engine.dispose()
     hub.engine.dispose()
-    hub.router.pipeline.engine.dispose()
     with hub.broker.management() as mgmt:
         # Quorum queues are Raft groups: leaving hundreds behind slows the broker for
         # every later test, so each hub removes its vhost as soon as it is done.
@@ -295,3 +315,14 @@ def pg_fresh_url(pg_url: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture
+def idle_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
+    """A hub set up (vhost, database, CA, config file) with no router running: tests
+    start ``axis serve`` themselves, as separate processes they can kill."""
+    the_hub = _start_hub(broker, tmp_path, f"sqlite:///{tmp_path / 'axis.db'}", start_router=False)
+    try:
+        yield the_hub
+    finally:
+        _stop_hub(the_hub)

@@ -39,3 +39,28 @@ def test_two_agencies_exchange_a_document_and_the_bytes_arrive_unchanged(hub) ->
 def _kinds(hub, document_id: str) -> list[str]:
     with hub.engine.connect() as conn:
         return [link.kind for link in audit.trail(conn, document_id)]
+
+
+def test_a_message_that_breaks_the_hub_is_set_aside_and_the_rest_goes_through(
+    hub, monkeypatch
+) -> None:
+    a, b, poison = hub.register("A"), hub.register("B"), hub.register("P")
+    answer = hub.router.pipeline.answer
+
+    def failing_answer(items, stored):
+        if any(item.sender == poison.code for item in items):
+            raise RuntimeError("a bug the hub did not foresee")
+        return answer(items, stored)
+
+    monkeypatch.setattr(hub.router.pipeline, "answer", failing_answer)
+    poison.publish(poison.sign(poison.edoc([b.code])))
+    good = a.sign(a.edoc([b.code]))
+    a.publish(good)
+    assert isinstance(hub.answer(a), schemas.AxisReceipt)
+    assert good in [m.body for m in b.take(2, timeout=5)]
+    hub.wait_until(lambda: _quarantined(hub) == 1)
+
+
+def _quarantined(hub) -> int:
+    with hub.broker.management() as mgmt:
+        return int(mgmt.queue(hub.broker.vhost, "axis.quarantine")["messages"])
