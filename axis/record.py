@@ -345,7 +345,9 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
             "body": item.receipt,
         }
         for item in items
-        if item.receipt is not None and not isinstance(item.outcome, Retry | Unattributable)
+        # A retry's receipt too: when the first pass crashed before this point, the
+        # receipt it rebuilt is the only one (a stored receipt is kept as it is).
+        if item.receipt is not None and not isinstance(item.outcome, Unattributable)
     ]
     if receipts:
         insert = Receipt.__table__.insert()
