@@ -1,0 +1,172 @@
+"""axis.record: what the hub knew before a batch, what it decided, and what the broker confirmed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+import schemas
+from axis import record
+from axis.archive import Entry
+from axis.authorize import KnownDocument, KnownStatus, Retry
+from axis.models import Delivery, Receipt
+
+G22, H41, H29 = "000.00.00.G22", "000.00.00.H41", "000.00.00.H29"
+CONFIRMED_AT = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def accepted(core, recipients=(H41, H29)):
+    """An edoc from G22, handled; returns (edoc, item)."""
+    edoc, body = core.edoc(G22, list(recipients))
+    [item], _ = core.handle(core.inbound(body, G22))
+    return edoc, item
+
+
+def test_lookup_finds_documents_and_statuses_with_their_pending_deliveries(core) -> None:
+    edoc, item = accepted(core)
+    status_body = core.status(H41, edoc)
+    [status], _ = core.handle(core.inbound(status_body, H41, type="status"))
+    unknown = "000.00.00.G22,2020/01/01,1/VPCP-TH"
+
+    with core.engine.connect() as conn:
+        known = record.lookup(conn, {edoc.document_id, unknown}, {(H41, status.sha256)})
+    assert known.documents == {
+        edoc.document_id: KnownDocument(
+            edoc.document_id,
+            G22,
+            item.sha256,
+            item.receipt_id,
+            known.documents[edoc.document_id].recipients,
+            known.documents[edoc.document_id].undelivered,
+        )
+    }
+    assert sorted(known.documents[edoc.document_id].recipients) == [H29, H41]
+    assert sorted(known.documents[edoc.document_id].undelivered) == [H29, H41]
+    assert known.statuses == {
+        (H41, status.sha256): KnownStatus(status.receipt_id, edoc.document_id, H41, G22, (G22,))
+    }
+
+    with core.engine.begin() as conn:
+        assert record.confirm(conn, [item, status], CONFIRMED_AT) == 3
+    with core.engine.connect() as conn:
+        known = record.lookup(conn, {edoc.document_id}, {(H41, status.sha256)})
+    assert known.documents[edoc.document_id].undelivered == ()
+    assert known.statuses[(H41, status.sha256)].undelivered == ()
+
+
+def test_lookup_of_nothing_or_of_many_ids_reads_in_chunks(core) -> None:
+    edoc, _ = accepted(core)
+    with core.engine.connect() as conn:
+        assert record.lookup(conn, set(), set()).documents == {}
+        many = {f"000.00.00.G22,2026/11/20,{n}/VPCP-TH" for n in range(1, 1200)}
+        known = record.lookup(conn, many | {edoc.document_id}, {(H41, "ab" * 32)})
+    assert list(known.documents) == [edoc.document_id]
+    assert known.statuses == {}
+
+
+def test_confirm_counts_only_pending_published_deliveries(core) -> None:
+    _, item = accepted(core)
+    item.deliveries = (H41,)  # the broker confirmed only H41's copy so far
+    with core.engine.begin() as conn:
+        assert record.confirm(conn, [item], CONFIRMED_AT) == 1
+    item.deliveries = (H41, H29)
+    with core.engine.begin() as conn:
+        assert record.confirm(conn, [item], CONFIRMED_AT) == 1
+        assert record.confirm(conn, [item], CONFIRMED_AT) == 0
+        delivered = conn.execute(
+            sa.select(Delivery.recipient, Delivery.delivered_at).order_by(Delivery.recipient)
+        ).all()
+    assert [tuple(r) for r in delivered] == [(H29, CONFIRMED_AT), (H41, CONFIRMED_AT)]
+    assert core.scalar("SELECT count(*) FROM audit_events WHERE event = 'DELIVERED'") == 2
+
+
+def test_confirm_stores_receipts_and_rejections_once_by_kind(core) -> None:
+    _, item = accepted(core)
+    [rejected], _ = core.handle(core.inbound(b"<oops/>", G22))
+    with core.engine.begin() as conn:
+        record.confirm(conn, [item, rejected], CONFIRMED_AT)
+        record.confirm(conn, [item, rejected], CONFIRMED_AT)
+        stored = conn.execute(sa.select(Receipt.receipt_id, Receipt.kind)).all()
+        bodies = record.stored_receipts(conn, [item.receipt_id, rejected.receipt_id, "nope"])
+    assert sorted(tuple(r) for r in stored) == sorted(
+        [(item.receipt_id, "receipt"), (rejected.receipt_id, "rejection")]
+    )
+    assert bodies == {item.receipt_id: item.receipt, rejected.receipt_id: rejected.receipt}
+
+
+def test_rebuild_receipt_reissues_the_original_facts_when_the_stored_one_is_missing(core) -> None:
+    core.suspend(H29)
+    edoc, item = accepted(core, recipients=(H41, "@provinces"))
+    core.pipeline.confirm([item])
+    with core.engine.begin() as conn:
+        conn.execute(sa.delete(Receipt))
+    with core.engine.connect() as conn:
+        rebuilt = record.rebuild_receipt(conn, item.receipt_id, core.pipeline.writer)
+        assert record.rebuild_receipt(conn, "no-such-receipt", core.pipeline.writer) is None
+    original = core.receipt(item.receipt)
+    assert core.receipt(rebuilt) == original
+    assert (original.audit_seq, original.chain_hash) == (item.link.seq, item.link.hash)
+    assert [(r.organ_id, r.outcome) for r in original.recipients] == [
+        (H41, "delivered"),
+        ("000.00.00.H58", "delivered"),
+        (H29, "suspended"),
+    ]
+
+    [retry], outgoing = core.handle(core.inbound(item.inbound.body, G22))
+    assert retry.outcome == Retry(item.receipt_id, edoc.document_id, ())
+    assert core.receipt(retry.receipt) == original
+    assert [o.type for o in outgoing] == ["receipt"]
+
+
+def test_rebuild_receipt_of_a_status(core) -> None:
+    edoc, _ = accepted(core)
+    [status], _ = core.handle(core.inbound(core.status(H29, edoc), H29, type="status"))
+    with core.engine.connect() as conn:
+        rebuilt = record.rebuild_receipt(conn, status.receipt_id, core.pipeline.writer)
+    receipt = core.receipt(rebuilt)
+    assert receipt == core.receipt(status.receipt)
+    assert (receipt.kind, receipt.sender, receipt.recipients) == (
+        "status",
+        H29,
+        (schemas.RecipientOutcome(G22),),
+    )
+
+
+def test_write_indexes_the_archived_bodies_once_and_archive_entry_finds_them(core) -> None:
+    _, item = accepted(core)
+    entry = record_entry(core, item.sha256)
+    assert core.archive.read(entry) == item.inbound.body
+    with core.engine.begin() as conn:
+        record.write(conn, [], [entry, entry])  # the same body archived again: no error
+    assert record_entry(core, item.sha256) == entry
+    assert record_entry(core, "00" * 32) is None
+
+
+def record_entry(core, sha256: str) -> Entry | None:
+    with core.engine.connect() as conn:
+        return record.archive_entry(conn, sha256)
+
+
+def test_write_numbers_a_batchs_events_in_order_with_business_events_after_theirs(core) -> None:
+    edoc, body = core.edoc(G22, [H41])
+    update = schemas.Business(schemas.BusinessDocType.UPDATE, "Bổ sung", edoc.document_id)
+    _, update_body = core.edoc(G22, [H41], business=update)
+    _, other = core.edoc(G22, [H29])
+    items, _ = core.handle(
+        core.inbound(body, G22), core.inbound(update_body, G22), core.inbound(other, G22)
+    )
+    rows = core.rows("SELECT seq, event, document_id FROM audit_events ORDER BY seq")
+    assert [(r.seq, r.event, r.document_id) for r in rows] == [
+        (1, "RECEIVED", edoc.document_id),
+        (2, "RECEIVED", items[1].document_id),
+        (3, "UPDATED", edoc.document_id),
+        (4, "RECEIVED", items[2].document_id),
+    ]
+    assert [i.link.seq for i in items] == [1, 2, 4]
+    audit_seqs = core.rows("SELECT document_id, audit_seq, state FROM documents")
+    assert {(r.document_id, r.audit_seq, r.state) for r in audit_seqs} == {
+        (edoc.document_id, 1, "updated"),
+        (items[1].document_id, 2, "active"),
+        (items[2].document_id, 4, "active"),
+    }
