@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import click
 
-from axis.commands import agency, audit, bridge, db, doc, doc_sign, group, init, pki, serve, status
+from axis.commands import (
+    agency,
+    audit,
+    bridge,
+    db,
+    demo,
+    doc,
+    doc_sign,
+    group,
+    init,
+    pki,
+    serve,
+    status,
+)
 
 
 @click.group()
@@ -33,6 +46,7 @@ main.add_command(group.group)
 main.add_command(status.status)
 main.add_command(serve.serve)
 main.add_command(audit.group)
+main.add_command(demo.demo)
 main.add_command(bridge.group)
 
 if __name__ == "__main__":

@@ -557,6 +557,7 @@ class AgencyClient:
         sent to its sender at that moment unless ``auto_ack_status`` is False.
         """
         idle_since = time.monotonic()
+        pumped = False
         while True:
             self._drain()
             if self._ready:
@@ -571,9 +572,11 @@ class AgencyClient:
                 idle_since = time.monotonic()
                 continue
             idle = time.monotonic() - idle_since
-            if timeout is not None and idle >= timeout:
+            # Read the socket at least once, so that timeout=0 polls what has arrived.
+            if timeout is not None and idle >= timeout and pumped:
                 return
             self._pump(0.2 if timeout is None else max(0.0, min(0.2, timeout - idle)))
+            pumped = True
 
     def prepare(
         self, document: schemas.Edoc | schemas.Status | bytes
