@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -109,36 +109,24 @@ def chain(events: Iterable[Event], *, after_seq: int, after_hash: str) -> Iterat
     seq, previous = after_seq, after_hash
     for event in events:
         seq += 1
-        detail = canonical_detail(event.detail)
-        kind = str(event.kind)
-        d = digest(
+        unlinked = Link(
             seq,
             event.at,
-            kind,
+            str(event.kind),
             event.receipt_id,
             event.document_id,
             event.sender,
             event.recipient,
             event.code,
-            detail,
+            canonical_detail(event.detail),
+            "",
         )
-        previous = link_hash(previous, d)
-        yield Link(
-            seq,
-            event.at,
-            kind,
-            event.receipt_id,
-            event.document_id,
-            event.sender,
-            event.recipient,
-            event.code,
-            detail,
-            previous,
-        )
+        previous = link_hash(previous, link_digest(unlinked))
+        yield replace(unlinked, hash=previous)
 
 
 def link_digest(link: Link) -> bytes:
-    """Recompute the digest of a stored link from its fields."""
+    """The digest of a link's event, from its fields (its own hash aside)."""
     return digest(
         link.seq,
         link.at,
