@@ -114,3 +114,51 @@ def test_router_killed_mid_stream_loses_nothing_and_repeats_only_with_the_same_r
         f"killed after {killed_at} documents recorded; "
         f"{repeats} repeated deliveries, each with its receipt id"
     )
+
+
+def test_two_routers_on_one_queue_keep_one_gap_free_verifiable_chain(idle_hub) -> None:
+    hub = idle_hub
+    senders = [hub.register("S"), hub.register("S")]
+    recipient = hub.register("R")
+    bodies = [
+        senders[n % 2].sign(senders[n % 2].edoc([recipient.code], number=n + 1)) for n in range(300)
+    ]
+    command = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "--config",
+        str(hub.config.source),
+    ]
+    routers = subprocess.Popen(
+        [*command, "serve", "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with hub.broker.management() as mgmt:  # both must be consuming, or one takes the lot
+            deadline = time.monotonic() + 30
+            while mgmt.queue(hub.broker.vhost, "axis.inbound")["consumers"] < 2:
+                assert time.monotonic() < deadline, "the two routers did not both start"
+                time.sleep(0.5)
+        for n, body in enumerate(bodies):
+            senders[n % 2].publish(body)
+        received = set()
+        deadline = time.monotonic() + 90
+        while len(received) < len(bodies) and time.monotonic() < deadline:
+            received |= {m.body for m in recipient.take(100, timeout=0.5) if m.type == "edoc"}
+        assert received == set(bodies)
+        deadline = time.monotonic() + 30
+        while (
+            count(hub, "SELECT count(*) FROM deliveries WHERE delivered_at IS NULL")
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+    finally:
+        routers.send_signal(signal.SIGTERM)
+        assert routers.wait(timeout=90) == 0
+    with hub.engine.connect() as conn:
+        report = audit.verify(conn)
+        writers = conn.execute(
+            sa.text("SELECT count(DISTINCT segment) FROM archive_entries")
+        ).scalar_one()
+    assert report.ok and report.checked == count(hub, "SELECT max(seq) FROM audit_events")
+    assert writers >= 2, "both routers should have taken part"
