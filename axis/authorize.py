@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import schemas
 from axis.registry import AgencyEntry, Snapshot
@@ -51,6 +52,8 @@ class KnownDocument:
     recipients: tuple[str, ...]
     undelivered: tuple[str, ...]
     """Recipients whose delivery the broker has not yet confirmed (crash recovery)."""
+    received_at: datetime | None = None
+    """The hub's receipt time of the first arrival: what redeliveries must carry."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class KnownStatus:
     sender: str
     addressee: str
     undelivered: tuple[str, ...]
+    received_at: datetime | None = None
 
 
 @dataclass
@@ -102,6 +106,8 @@ class Retry:
     receipt_id: str
     document_id: str
     redeliver: tuple[str, ...]
+    received_at: datetime | None = None
+    """The original receipt time, which redelivered copies carry."""
 
 
 Accepted = AcceptEdoc | AcceptStatus | Retry
@@ -191,7 +197,9 @@ def authorize_edoc(
     earlier = known.documents.get(edoc.document_id)
     if earlier is not None:
         if earlier.sha256 == sha256 and earlier.sender == sender:
-            return Retry(earlier.receipt_id, earlier.document_id, earlier.undelivered)
+            return Retry(
+                earlier.receipt_id, earlier.document_id, earlier.undelivered, earlier.received_at
+            )
         raise DuplicateConflict(
             f"DocumentId {edoc.document_id} was already received with different content"
         )
@@ -221,7 +229,9 @@ def authorize_status(
     check_signer(signer, sender, status.sender, snapshot)
     earlier = known.statuses.get((sender, sha256))
     if earlier is not None:
-        return Retry(earlier.receipt_id, earlier.document_id, earlier.undelivered)
+        return Retry(
+            earlier.receipt_id, earlier.document_id, earlier.undelivered, earlier.received_at
+        )
     document = known.documents.get(status.document_id)
     if document is None:
         raise UnknownDocument(

@@ -50,7 +50,7 @@ def plan(items: Sequence[Item], *, hub_user: str) -> list[Outgoing]:
         if isinstance(outcome, AcceptEdoc | AcceptStatus | Retry):
             headers = {
                 RECEIPT_ID: item.receipt_id,
-                RECEIVED_AT: format_time(inbound.received_at),
+                RECEIVED_AT: format_time(item.received_at),
                 SENDER: item.sender,
             }
             kind = "status" if isinstance(outcome, AcceptStatus) else inbound.type or "edoc"

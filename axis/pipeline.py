@@ -192,6 +192,7 @@ class Pipeline:
         if isinstance(outcome, Retry):
             item.receipt_id = outcome.receipt_id
             item.deliveries = outcome.redeliver
+            item.first_received_at = outcome.received_at
         elif isinstance(outcome, AcceptEdoc):
             item.deliveries = outcome.recipients
             known.documents[outcome.header.document_id] = authorize.KnownDocument(
@@ -201,11 +202,17 @@ class Pipeline:
                 item.receipt_id,
                 outcome.recipients,
                 (),
+                c.inbound.received_at,
             )
         elif isinstance(outcome, AcceptStatus):
             item.deliveries = (outcome.addressee,)
             known.statuses[(c.sender, c.sha256)] = authorize.KnownStatus(
-                item.receipt_id, outcome.status.document_id, c.sender, outcome.addressee, ()
+                item.receipt_id,
+                outcome.status.document_id,
+                c.sender,
+                outcome.addressee,
+                (),
+                c.inbound.received_at,
             )
         return item
 

@@ -74,6 +74,14 @@ class Item:
     """Recipients to publish to in this pass."""
     receipt: bytes | None = None
     """The signed receipt or rejection, once built."""
+    first_received_at: datetime | None = None
+    """For a retry, when the hub first received these bytes (redeliveries carry it)."""
+
+    @property
+    def received_at(self) -> datetime:
+        """The hub's receipt time this message's deliveries carry."""
+        return self.first_received_at or self.inbound.received_at
+
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -89,15 +97,19 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
     for chunk in _chunks(sorted(document_ids)):
         rows += conn.execute(
             sa.select(
-                Document.document_id, Document.sender, Document.sha256, Document.receipt_id
+                Document.document_id,
+                Document.sender,
+                Document.sha256,
+                Document.receipt_id,
+                Document.received_at,
             ).where(Document.document_id.in_(chunk))
         ).all()
     statuses = []
     for chunk in _chunks(sorted(status_keys)):
         statuses += conn.execute(
-            sa.select(StatusRow.receipt_id, StatusRow.document_id, StatusRow.sender).where(
-                sa.tuple_(StatusRow.sender, StatusRow.sha256).in_(chunk)
-            )
+            sa.select(
+                StatusRow.receipt_id, StatusRow.document_id, StatusRow.sender, StatusRow.received_at
+            ).where(sa.tuple_(StatusRow.sender, StatusRow.sha256).in_(chunk))
         ).all()
     receipts = [r.receipt_id for r in rows] + [s.receipt_id for s in statuses]
     recipients: dict[str, list[str]] = {}
@@ -119,6 +131,7 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
             r.receipt_id,
             tuple(recipients.get(r.receipt_id, ())),
             tuple(undelivered.get(r.receipt_id, ())),
+            r.received_at,
         )
     sha_by_receipt = {}
     for chunk in _chunks([s.receipt_id for s in statuses]):
@@ -137,6 +150,7 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
             s.sender,
             addressee,
             tuple(undelivered.get(s.receipt_id, ())),
+            s.received_at,
         )
     return known
 

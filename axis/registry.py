@@ -204,9 +204,12 @@ def add_certificate(
 
 def revoke_certificate(conn: Connection, fp: str, now: datetime) -> str:
     """Mark a certificate revoked (by fingerprint or a unique prefix); return its agency."""
+    prefix = fp.lower().replace(":", "")
+    if not re.fullmatch(r"[0-9a-f]{8,64}", prefix):
+        raise RegistryError(f"{fp!r} is not a SHA-256 fingerprint (or a prefix of 8+ hex digits)")
     matches = conn.execute(
         sa.select(Certificate.fingerprint, Certificate.agency_code).where(
-            Certificate.fingerprint.startswith(fp.lower().replace(":", ""))
+            Certificate.fingerprint.startswith(prefix)
         )
     ).all()
     if len(matches) != 1:

@@ -216,7 +216,13 @@ def test_after_a_crash_before_confirm_the_same_messages_redeliver_with_the_same_
 
     def published(outgoing) -> list[tuple]:
         return sorted(
-            (o.routing_key, o.type, o.headers[RECEIPT_ID], o.body if o.type == "edoc" else b"")
+            (
+                o.routing_key,
+                o.type,
+                o.headers[RECEIPT_ID],
+                o.headers.get(RECEIVED_AT),  # redelivered copies carry the first receipt time
+                o.body if o.type == "edoc" else b"",
+            )
             for o in outgoing
         )
 
@@ -232,7 +238,9 @@ def test_after_a_crash_before_confirm_the_same_messages_redeliver_with_the_same_
 
     third, third_out = core.handle(*again)
     for before, after in zip(first, third, strict=True):
-        assert after.outcome == Retry(before.receipt_id, before.document_id, ())
+        assert after.outcome == Retry(
+            before.receipt_id, before.document_id, (), before.inbound.received_at
+        )
         assert after.receipt == stored_receipt(core, before.receipt_id)
     assert [(o.routing_key, o.type) for o in third_out] == [(G22, "receipt"), (G22, "receipt")]
     with core.engine.connect() as conn:
@@ -245,7 +253,9 @@ def test_a_retry_after_confirm_resends_the_stored_receipt_and_delivers_nothing(c
     core.pipeline.confirm(first)
     [retry], outgoing = core.handle(core.inbound(body, G22))
 
-    assert retry.outcome == Retry(first[0].receipt_id, first[0].document_id, ())
+    assert retry.outcome == Retry(
+        first[0].receipt_id, first[0].document_id, (), first[0].inbound.received_at
+    )
     assert retry.receipt == first[0].receipt == stored_receipt(core, first[0].receipt_id)
     assert [(o.routing_key, o.type, o.body) for o in outgoing] == [(G22, "receipt", retry.receipt)]
     core.pipeline.confirm([retry])
@@ -260,7 +270,9 @@ def test_a_partly_confirmed_document_redelivers_only_to_the_unconfirmed(core) ->
             sa.update(Delivery).where(Delivery.recipient == H41).values(delivered_at=CONFIRMED_AT)
         )
     [retry], outgoing = core.handle(core.inbound(body, G22))
-    assert retry.outcome == Retry(item.receipt_id, item.document_id, (H29,))
+    assert retry.outcome == Retry(
+        item.receipt_id, item.document_id, (H29,), item.inbound.received_at
+    )
     assert [(o.routing_key, o.type) for o in outgoing] == [(H29, "edoc"), (G22, "receipt")]
 
 
@@ -270,7 +282,9 @@ def test_the_same_document_twice_in_one_batch_is_recorded_once(core) -> None:
     items, outgoing = core.handle(first, second)
 
     assert isinstance(items[0].outcome, AcceptEdoc)
-    assert items[1].outcome == Retry(items[0].receipt_id, items[0].document_id, ())
+    assert items[1].outcome == Retry(
+        items[0].receipt_id, items[0].document_id, (), items[0].inbound.received_at
+    )
     assert core.receipt(items[1].receipt) == core.receipt(items[0].receipt)
     assert [(o.routing_key, o.type) for o in outgoing] == [
         (H41, "edoc"),
@@ -338,7 +352,7 @@ def test_a_status_from_a_recipient_is_forwarded_to_the_document_sender(core) -> 
     )
     core.pipeline.confirm([item])
     [again], again_out = core.handle(core.inbound(status_body, H41, type="status"))
-    assert again.outcome == Retry(item.receipt_id, edoc.document_id, ())
+    assert again.outcome == Retry(item.receipt_id, edoc.document_id, (), item.inbound.received_at)
     assert again.receipt == item.receipt
     assert [(o.routing_key, o.type) for o in again_out] == [(H41, "receipt")]
 
@@ -349,7 +363,9 @@ def test_a_status_not_confirmed_before_a_crash_is_redelivered_with_a_rebuilt_rec
     status_body = core.status(H41, edoc)
     [item], _ = core.handle(core.inbound(status_body, H41, type="status"))
     [again], outgoing = core.handle(core.inbound(status_body, H41, type="status"))
-    assert again.outcome == Retry(item.receipt_id, edoc.document_id, (G22,))
+    assert again.outcome == Retry(
+        item.receipt_id, edoc.document_id, (G22,), item.inbound.received_at
+    )
     assert core.receipt(again.receipt) == core.receipt(item.receipt)
     assert [(o.routing_key, o.type, o.headers[RECEIPT_ID]) for o in outgoing] == [
         (G22, "status", item.receipt_id),

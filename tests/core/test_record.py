@@ -39,12 +39,15 @@ def test_lookup_finds_documents_and_statuses_with_their_pending_deliveries(core)
             item.receipt_id,
             known.documents[edoc.document_id].recipients,
             known.documents[edoc.document_id].undelivered,
+            item.inbound.received_at,
         )
     }
     assert sorted(known.documents[edoc.document_id].recipients) == [H29, H41]
     assert sorted(known.documents[edoc.document_id].undelivered) == [H29, H41]
     assert known.statuses == {
-        (H41, status.sha256): KnownStatus(status.receipt_id, edoc.document_id, H41, G22, (G22,))
+        (H41, status.sha256): KnownStatus(
+            status.receipt_id, edoc.document_id, H41, G22, (G22,), status.inbound.received_at
+        )
     }
 
     with core.engine.begin() as conn:
@@ -114,7 +117,7 @@ def test_rebuild_receipt_reissues_the_original_facts_when_the_stored_one_is_miss
     ]
 
     [retry], outgoing = core.handle(core.inbound(item.inbound.body, G22))
-    assert retry.outcome == Retry(item.receipt_id, edoc.document_id, ())
+    assert retry.outcome == Retry(item.receipt_id, edoc.document_id, (), item.inbound.received_at)
     assert core.receipt(retry.receipt) == original
     assert [o.type for o in outgoing] == ["receipt"]
 

@@ -110,9 +110,10 @@ def test_revoke_certificate_refuses_a_prefix_matching_none_or_several(conn, pki)
     registry.add_certificate(conn, G22, pki.agencies[G22].certificate, NOW)
     registry.add_certificate(conn, G22, make_leaf(G22, pki.ca).certificate, NOW)
     with pytest.raises(RegistryError, match="no single registered certificate"):
-        registry.revoke_certificate(conn, "zz", NOW)
-    with pytest.raises(RegistryError, match="no single registered certificate"):
-        registry.revoke_certificate(conn, "", NOW)
+        registry.revoke_certificate(conn, "00000000", NOW)
+    for not_a_fingerprint in ("zz", "", "%", "abc"):
+        with pytest.raises(RegistryError, match="not a SHA-256 fingerprint"):
+            registry.revoke_certificate(conn, not_a_fingerprint, NOW)
 
 
 def test_set_state_suspends_and_resumes_and_reports_whether_it_changed(conn) -> None:
