@@ -7,6 +7,7 @@ over AMQP with their own credentials, exactly as PROTOCOL.md describes.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -128,9 +129,10 @@ class Agency:
         return found
 
     def close(self) -> None:
-        """Close this agency's connection."""
+        """Close this agency's connection (one the broker already dropped is fine)."""
         if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self._connection.close()
 
 
 @dataclass
@@ -153,7 +155,11 @@ class Hub:
         Its code is ``name`` made unique to the session, so tests sharing a hub never
         share an agency.
         """
-        code = self.broker.unique_code(f"{name}{len(self.agencies)}")
+        # The hub's vhost suffix keeps codes apart from other hubs' and other tests' of
+        # the session: agency users are broker-wide.
+        code = self.broker.unique_code(
+            f"{name}{len(self.agencies)}.{self.broker.vhost[-6:].upper()}"
+        )
         leaf = make_leaf(code, self.ca)
         password = secrets.token_urlsafe(16)
         now = datetime.now(UTC)
@@ -265,8 +271,10 @@ def _stop_hub(hub: Hub) -> None:
     hub.engine.dispose()
     with hub.broker.management() as mgmt:
         # Quorum queues are Raft groups: leaving hundreds behind slows the broker for
-        # every later test, so each hub removes its vhost as soon as it is done.
+        # every later test, so each hub removes its vhost and users as soon as it is done.
         mgmt.delete_vhost(hub.broker.vhost)
+        for code in hub.agencies:
+            mgmt.delete_user(code)
 
 
 @pytest.fixture(scope="module", params=["sqlite"])
