@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import functools
 import math
 import random
 import shutil
@@ -198,11 +199,11 @@ class Simulation:
             recipients = self.rng.sample(
                 others, k=min(len(others), self.rng.choice((1, 1, 1, 2, 3)))
             )
-            steps.append(lambda s=sender, r=recipients: self._edoc(s, r))
+            steps.append(functools.partial(self._edoc, sender, recipients))
         for kind in ("revoke", "update"):
-            steps.append(lambda k=kind: self._amend(k))
+            steps.append(functools.partial(self._amend, kind))
         for n in range(invalid):
-            steps.append(lambda n=n: self._invalid(n))
+            steps.append(functools.partial(self._invalid, n))
         head, tail = steps[:1], steps[1:]
         self.rng.shuffle(tail)
         return head + tail

@@ -10,7 +10,7 @@ aware UTC datetimes.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
@@ -64,6 +65,11 @@ class Base(DeclarativeBase):
     """Declarative base with stable constraint names, so migrations stay portable."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of ``model``, for bulk inserts and updates on the router's path."""
+    return cast(Table, model.__table__)
 
 
 class Agency(Base):

@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -32,7 +33,7 @@ from axis.authorize import (
     Retry,
     Unattributable,
 )
-from axis.models import ArchiveEntry, AuditEvent, Delivery, Document, Receipt
+from axis.models import ArchiveEntry, AuditEvent, Delivery, Document, Receipt, table
 from axis.models import Status as StatusRow
 from axis.receipts import ReceiptWriter
 from axis.rejections import Rejection
@@ -93,7 +94,7 @@ def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
 def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str, str]]) -> Known:
     """What the hub already accepted among ``document_ids`` and (sender, sha256) status keys."""
     known = Known()
-    rows = []
+    rows: list[Any] = []
     for chunk in _chunks(sorted(document_ids)):
         rows += conn.execute(
             sa.select(
@@ -104,7 +105,7 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
                 Document.received_at,
             ).where(Document.document_id.in_(chunk))
         ).all()
-    statuses = []
+    statuses: list[Any] = []
     for chunk in _chunks(sorted(status_keys)):
         statuses += conn.execute(
             sa.select(
@@ -133,7 +134,7 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
             tuple(undelivered.get(r.receipt_id, ())),
             r.received_at,
         )
-    sha_by_receipt = {}
+    sha_by_receipt: dict[str, str] = {}
     for chunk in _chunks([s.receipt_id for s in statuses]):
         sha_by_receipt.update(
             conn.execute(
@@ -216,11 +217,11 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
     index row exists only for a body whose batch committed.
     """
     if archived:
-        insert = ArchiveEntry.__table__.insert()
+        insert = table(ArchiveEntry).insert()
         if conn.dialect.name == "sqlite":
             insert = insert.prefix_with("OR IGNORE")
         else:
-            insert = pg_insert(ArchiveEntry.__table__).on_conflict_do_nothing()
+            insert = pg_insert(table(ArchiveEntry)).on_conflict_do_nothing()
         conn.execute(insert, [vars(entry) for entry in archived])
     events: list[Event] = []
     owners: list[Item | None] = []
@@ -298,14 +299,15 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
             )
             deliveries.append({"receipt_id": item.receipt_id, "recipient": outcome.addressee})
     if documents:
-        conn.execute(Document.__table__.insert(), documents)
+        conn.execute(table(Document).insert(), documents)
     if statuses:
-        conn.execute(StatusRow.__table__.insert(), statuses)
+        conn.execute(table(StatusRow).insert(), statuses)
     if deliveries:
-        conn.execute(Delivery.__table__.insert(), deliveries)
+        conn.execute(table(Delivery).insert(), deliveries)
     if states:
         conn.execute(
-            Document.__table__.update()
+            table(Document)
+            .update()
             .where(Document.document_id == sa.bindparam("target"))
             .values(state=sa.bindparam("new_state")),
             states,
@@ -364,11 +366,11 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
         if item.receipt is not None and not isinstance(item.outcome, Unattributable)
     ]
     if receipts:
-        insert = Receipt.__table__.insert()
+        insert = table(Receipt).insert()
         if conn.dialect.name == "sqlite":
             insert = insert.prefix_with("OR IGNORE")
         else:
-            insert = pg_insert(Receipt.__table__).on_conflict_do_nothing()
+            insert = pg_insert(table(Receipt)).on_conflict_do_nothing()
         conn.execute(insert, receipts)
     return len(pending)
 
@@ -392,12 +394,12 @@ def rebuild_receipt(conn: Connection, receipt_id: str, writer: ReceiptWriter) ->
     the content is the original's (same ids, times, sequence number and chain hash).
     """
     doc = conn.execute(
-        sa.select(*Document.__table__.c).where(Document.receipt_id == receipt_id)
+        sa.select(*table(Document).c).where(Document.receipt_id == receipt_id)
     ).one_or_none()
     status = None
     if doc is None:
         status = conn.execute(
-            sa.select(*StatusRow.__table__.c).where(StatusRow.receipt_id == receipt_id)
+            sa.select(*table(StatusRow).c).where(StatusRow.receipt_id == receipt_id)
         ).one_or_none()
         if status is None:
             return None
@@ -432,6 +434,6 @@ def rebuild_receipt(conn: Connection, receipt_id: str, writer: ReceiptWriter) ->
 def archive_entry(conn: Connection, sha256: str) -> Entry | None:
     """Where the archive keeps the body with ``sha256``, if it has it."""
     row = conn.execute(
-        sa.select(*ArchiveEntry.__table__.c).where(ArchiveEntry.sha256 == sha256)
+        sa.select(*table(ArchiveEntry).c).where(ArchiveEntry.sha256 == sha256)
     ).one_or_none()
     return None if row is None else Entry(row.sha256, row.segment, row.offset, row.length)

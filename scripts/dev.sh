@@ -38,6 +38,7 @@ case "$command" in
     python_env
     bash scripts/services.sh --postgres
     "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy"
     exec "$VENV/bin/pytest" "$@"
     ;;
   *)

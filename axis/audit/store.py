@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from axis.audit.chain import GENESIS, Break, Event, Link, chain, verify_links
-from axis.models import AuditEvent, AuditHead, ChainHead
+from axis.models import AuditEvent, AuditHead, ChainHead, table
 
-_EVENTS = AuditEvent.__table__
-_HEAD = AuditHead.__table__
+_EVENTS = table(AuditEvent)
+_HEAD = table(AuditHead)
 _COLUMNS = (
     "seq",
     "at",
@@ -137,7 +138,7 @@ class VerifyReport:
 
 
 def verify(
-    conn: Connection, *, check_head: Callable[[ChainHead], str | None] | None = None
+    conn: Connection, *, check_head: Callable[[Any], str | None] | None = None
 ) -> VerifyReport:
     """Recompute the whole chain and check it against the signed chain heads.
 
