@@ -112,20 +112,31 @@ class Pipeline:
         self.registry = RegistryCache()
         self._last_head_seq: int | None = None
 
-    def handle(self, batch: Sequence[Inbound]) -> tuple[list[Item], list[Outgoing]]:
-        """parse → validate → verify → authorize → record a batch; return what to publish."""
+    def handle(
+        self, batch: Sequence[Inbound], *, confirmed: Sequence[Item] = ()
+    ) -> tuple[list[Item], list[Outgoing]]:
+        """parse → validate → verify → authorize → record a batch; return what to publish.
+
+        ``confirmed`` are items of earlier batches whose publishes the broker has
+        confirmed: their record goes into this batch's transaction, so a busy hub
+        commits once per batch (see :meth:`confirm` for a quiet one).
+        """
         snapshot = self.registry.current(self.engine)
         checked = [self.check(message, snapshot) for message in batch]
         archived = self.archive.append(
             (c.sha256, c.inbound.body) for c in checked if len(c.inbound.body) <= self.max_bytes
         )
         with self.engine.begin() as conn:
+            if confirmed:
+                record.confirm(conn, confirmed, self.clock())
             known = record.lookup(conn, *self._references(checked))
             items = [self.authorize(c, snapshot, known) for c in checked]
             record.write(conn, items, archived)
             stored = record.stored_receipts(
                 conn, [i.receipt_id for i in items if isinstance(i.outcome, Retry)]
             )
+            seq, _ = audit.head(conn)
+        self._head_moved(seq)
         self.answer(items, stored)
         self._log(items)
         return items, plan(items, hub_user=self.hub_user)
@@ -254,6 +265,9 @@ class Pipeline:
         with self.engine.begin() as conn:
             record.confirm(conn, items, self.clock())
             seq, _ = audit.head(conn)
+        self._head_moved(seq)
+
+    def _head_moved(self, seq: int) -> None:
         if self._last_head_seq is None or seq - self._last_head_seq >= HEAD_EVERY_EVENTS:
             self.sign_chain_head()
 

@@ -78,6 +78,7 @@ class Router:
         self._unconfirmed: dict[int, Batch] = {}
         self._by_receipt: dict[str, Batch] = {}
         self._to_record: list[Batch] = []
+        self._confirm_timer_set = False
         self._blocked_until = 0.0
 
     def run(self, *, install_signals: bool = True) -> None:
@@ -220,13 +221,19 @@ class Router:
         self._route(batch)
 
     def _route(self, batch: list[Inbound]) -> None:
+        # Confirmations waiting to be recorded ride in this batch's transaction.
+        confirming, self._to_record = self._to_record, []
         try:
-            items, outgoing = self.pipeline.handle(batch)
+            items, outgoing = self.pipeline.handle(
+                batch, confirmed=[item for done in confirming for item in done.items]
+            )
         except sqlalchemy.exc.SQLAlchemyError as exc:
             self._pending = batch + self._pending
+            self._to_record = confirming + self._to_record
             self._database_down("record", exc, self._flush)
             return
         except Exception:
+            self._to_record = confirming + self._to_record
             # A bug, not bad input (the checks turn bad input into rejections). Find
             # the message at fault by routing the batch one by one, and set that one
             # aside in the quarantine rather than retry it forever or drop it.
@@ -237,6 +244,8 @@ class Router:
                 for message in batch:
                     self._route([message])
             return
+        for done in confirming:
+            self._settle(done, ack=True)
         self._publish(Batch([m.tag for m in batch], items, 0), outgoing)
 
     def _set_aside(self, message: Inbound) -> None:
@@ -336,6 +345,15 @@ class Router:
             self._settle(batch, ack=False)
             return
         self._to_record.append(batch)
+        if self._pending:
+            self._flush()  # the next batch's transaction records this one too
+        elif not self._confirm_timer_set:
+            # A quiet hub: give a next batch a moment to come, then record alone.
+            self._confirm_timer_set = True
+            self._later(self.batch_wait, self._on_confirm_timer)
+
+    def _on_confirm_timer(self) -> None:
+        self._confirm_timer_set = False
         self._record_confirmations()
 
     def _record_confirmations(self) -> None:

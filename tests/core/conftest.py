@@ -23,7 +23,7 @@ import itertools
 import secrets
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,9 +214,11 @@ class CoreHub:
             received_at=datetime.now(UTC),
         )
 
-    def handle(self, *messages: Inbound) -> tuple[list[Item], list[Outgoing]]:
+    def handle(
+        self, *messages: Inbound, confirmed: Sequence[Item] = ()
+    ) -> tuple[list[Item], list[Outgoing]]:
         """Run one batch through the pipeline, as the router does before publishing."""
-        return self.pipeline.handle(list(messages))
+        return self.pipeline.handle(list(messages), confirmed=confirmed)
 
     def receipt(self, body: bytes | None) -> schemas.AxisReceipt:
         """A receipt the hub signed, after checking its signature and schema."""

@@ -599,16 +599,26 @@ def test_sign_chain_head_signs_only_when_the_chain_moved_and_the_head_verifies(c
     assert report.ok and report.heads_checked == 2
 
 
-def test_the_first_confirm_of_a_router_signs_the_chain_head(core) -> None:
+def test_a_routers_first_batch_signs_the_chain_head_and_not_again_soon(core) -> None:
     _, body = core.edoc(G22, [H41])
     items, _ = core.handle(core.inbound(body, G22))
-    core.pipeline.confirm(items)
     [head] = core.rows("SELECT seq, hash FROM chain_heads")
     with core.engine.connect() as conn:
-        assert (head.seq, head.hash) == audit.head(conn) == (2, audit.hash_at(conn, 2))
+        assert (head.seq, head.hash) == audit.head(conn) == (1, audit.hash_at(conn, 1))
+    core.pipeline.confirm(items)
     _, body = core.edoc(G22, [H41])
     core.pipeline.confirm(core.handle(core.inbound(body, G22))[0])
     assert core.scalar("SELECT count(*) FROM chain_heads") == 1  # not again before 10,000 events
+
+
+def test_confirmations_recorded_in_the_next_batchs_transaction(core) -> None:
+    _, first = core.edoc(G22, [H41])
+    [earlier], _ = core.handle(core.inbound(first, G22))
+    _, second = core.edoc(G22, [H29])
+    core.handle(core.inbound(second, G22), confirmed=[earlier])
+    kinds = [row.event for row in core.rows("SELECT event FROM audit_events ORDER BY seq")]
+    assert kinds == ["RECEIVED", "DELIVERED", "RECEIVED"]
+    assert core.scalar("SELECT count(*) FROM receipts") == 1
 
 
 def test_a_registry_change_is_seen_by_the_next_batch(core) -> None:
