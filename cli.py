@@ -7,6 +7,7 @@ import click
 from axis.commands import (
     agency,
     audit,
+    bench,
     bridge,
     db,
     demo,
@@ -47,6 +48,7 @@ main.add_command(status.status)
 main.add_command(serve.serve)
 main.add_command(audit.group)
 main.add_command(demo.demo)
+main.add_command(bench.bench)
 main.add_command(bridge.group)
 
 if __name__ == "__main__":

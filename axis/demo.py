@@ -89,17 +89,23 @@ class Agency:
 
 
 def prepare(
-    folder: Path, agencies: int, report: Callable[[str], None], user_tags: tuple[str, ...] = ()
+    folder: Path,
+    agencies: int,
+    report: Callable[[str], None],
+    user_tags: tuple[str, ...] = (),
+    *,
+    vhost: str = DEMO_VHOST,
+    hub_name: str = DEMO_HUB,
 ) -> tuple[Config, dict[str, str]]:
     """A fresh hub folder with ``agencies`` registered; return the config and passwords."""
     if folder.exists():
         shutil.rmtree(folder)
     with Management(DEFAULT_MANAGEMENT_URL, "guest", "guest") as mgmt:
-        mgmt.delete_vhost(DEMO_VHOST)  # no message of an earlier run may reach this one
+        mgmt.delete_vhost(vhost)  # no message of an earlier run may reach this one
     config_path = init_hub(
         folder,
-        vhost=DEMO_VHOST,
-        hub_name=DEMO_HUB,
+        vhost=vhost,
+        hub_name=hub_name,
         force=True,
         user_tags=user_tags,
         report=lambda line: None,

@@ -1,0 +1,72 @@
+"""``axis bench``: the hub's throughput and latency against a null relay, in one run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("bench")
+@click.option(
+    "--docs", "documents", type=click.IntRange(100, 1_000_000), default=5000, show_default=True
+)
+@click.option("--agencies", type=click.IntRange(2, 95), default=20, show_default=True)
+@click.option(
+    "--size",
+    type=click.IntRange(1024, 20 * 1024 * 1024),
+    default=8192,
+    show_default=True,
+    help="Approximate bytes per document.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 16), default=1, show_default=True, help="Router processes."
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Offered load for the latency phase.",
+)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench"),
+    show_default=True,
+    help="The bench hub's folder (made afresh).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench(
+    documents: int, agencies: int, size: int, workers: int, rate: float, folder: Path, as_json: bool
+) -> None:
+    """Measure the hub against a null relay on the same broker, side by side.
+
+    Uses the RabbitMQ vhosts 'axis-bench' and 'axis-bench-relay'.
+    """
+    from axis import bench as run_bench
+    from axis.logs import configure
+
+    configure("console", "warning")
+    result = run_bench.run(
+        folder.resolve(),
+        documents=documents,
+        agencies=agencies,
+        size=size,
+        workers=workers,
+        rate=rate,
+        report=lambda line: click.echo(f"axis bench: {line}", err=True),
+    )
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    latency = result["latency_ms"]
+    click.echo(
+        f"baseline {result['baseline_docs_per_s']:,.0f}/s, hub {result['hub_docs_per_s']:,.0f}/s "
+        f"(ratio {result['ratio']:.2f}), router CPU {result['router_cpu_ms_per_doc']:.2f} ms/doc, "
+        f"peak RSS {result['peak_rss_mib']:.0f} MiB; "
+        f"latency at {latency['offered_docs_per_s']:.0f}/s: "
+        f"p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms"
+    )
