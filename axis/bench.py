@@ -33,6 +33,7 @@ from typing import Any, cast
 import pika
 
 import schemas
+from axis import logs
 from axis.amqp import parameters
 from axis.broker.management import Management
 from axis.config import Config, from_mapping
@@ -68,6 +69,7 @@ class NullPipeline:
 
 
 def _relay_main(mapping: dict[str, Any], base: str) -> None:
+    logs.configure("console", "warning")  # stdout is the bench's, for --json
     config = from_mapping(mapping, base_dir=Path(base), env={})
     Router(config, cast(Pipeline, NullPipeline())).run()
 
