@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import Connection
 
 from axis.models import Agency, Certificate, Group, GroupMember, RegistryVersion
+from schemas.ids import is_organ_id
 
-CODE_PATTERN = re.compile(r"[0-9A-Z.]{1,35}")
 GROUP_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KINDS = ("ministry", "province", "party", "government-agency")
 ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
@@ -60,7 +60,7 @@ class Snapshot:
 
 def check_code(code: str) -> str:
     """Return ``code`` if it is a valid agency code, else raise :class:`RegistryError`."""
-    if not CODE_PATTERN.fullmatch(code):
+    if not is_organ_id(code):
         raise RegistryError(f"{code!r} is not an agency code ([0-9A-Z.], at most 35 characters)")
     return code
 

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
+from schemas.ids import is_organ_id
+
 if TYPE_CHECKING:
     from pika.adapters.blocking_connection import BlockingChannel
 
@@ -48,8 +50,6 @@ HUB_USER = "axis-hub"
 
 QUORUM = {"x-queue-type": "quorum"}
 
-_AGENCY_CODE = re.compile(r"[0-9A-Z.]{1,35}")
-
 # RabbitMQ permission regexes in the order (configure, write, read).
 Permissions: TypeAlias = tuple[str, str, str]
 
@@ -61,7 +61,7 @@ def validate_agency_code(code: str) -> str:
     through here, so a code can never smuggle regex syntax or another queue's name.
     """
     # fullmatch, not match with "$": "$" would also accept a trailing newline.
-    if not isinstance(code, str) or not _AGENCY_CODE.fullmatch(code):
+    if not isinstance(code, str) or not is_organ_id(code):
         raise ValueError(f"invalid agency code {code!r}: expected [0-9A-Z.]{{1,35}}")
     return code
 
