@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import Connection
 
 from axis.models import Agency, Certificate, Group, GroupMember, RegistryVersion
-from schemas.ids import is_organ_id
+from schemas.ids import is_group_id, is_organ_id
 
-GROUP_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KINDS = ("ministry", "province", "party", "government-agency")
 ACTIVE, SUSPENDED, REVOKED = "active", "suspended", "revoked"
 
@@ -68,7 +67,7 @@ def check_code(code: str) -> str:
 def check_group(name: str) -> str:
     """Return the bare group name (``@`` stripped) if valid, else raise :class:`RegistryError`."""
     bare = name.removeprefix("@")
-    if not GROUP_PATTERN.fullmatch(bare):
+    if not is_group_id(f"@{bare}"):
         raise RegistryError(f"{name!r} is not a group name (lower-case letters, digits, '-')")
     return bare
 
