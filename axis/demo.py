@@ -189,6 +189,8 @@ class Simulation:
         self.provinces = [c for c in self.codes if ".H" in c]
         self.sent_documents: dict[str, tuple[str, schemas.Edoc]] = {}
         self.published_at: dict[str, float] = {}
+        self.directive: str | None = None
+        """The DocumentId of the directive to @provinces, for the tour."""
         self._number = 0
 
     def script(self) -> list[Callable[[], Any]]:
@@ -231,6 +233,8 @@ class Simulation:
         )
         if steering != 1:
             edoc = dataclasses.replace(edoc, steering_type=schemas.SteeringType(steering))
+        if recipients == ["@provinces"]:
+            self.directive = edoc.document_id
         self.sent_documents[edoc.document_id] = (sender, edoc)
         self._send(sender, edoc)
 
@@ -494,5 +498,6 @@ def _summary(t: Tally, simulation: Simulation, elapsed: float, audit_ok: bool) -
         "top_senders": t.sent_by.most_common(10),
         "top_recipients": t.received_by.most_common(10),
         "agencies": len(simulation.agencies),
+        "example_document_id": simulation.directive,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

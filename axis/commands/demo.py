@@ -112,3 +112,9 @@ def _print_summary(s: dict) -> None:
     click.echo("  top senders:    " + ", ".join(f"{c} {n}" for c, n in s["top_senders"]))
     click.echo("  top recipients: " + ", ".join(f"{c} {n}" for c, n in s["top_recipients"]))
     click.echo(f"  audit trail {s['audit']}")
+    if s.get("example_document_id"):
+        click.echo(
+            f"\nFollow the directive to the 63 provinces:\n"
+            f"  AXIS_CONFIG={s['folder']}/axis.toml .venv/bin/axis audit trail "
+            f"'{s['example_document_id']}'"
+        )
