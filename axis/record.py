@@ -77,6 +77,8 @@ class Item:
     """The signed receipt or rejection, once built."""
     first_received_at: datetime | None = None
     """For a retry, when the hub first received these bytes (redeliveries carry it)."""
+    confirmed_at: datetime | None = None
+    """When the broker confirmed every publish of this item's batch."""
 
     @property
     def received_at(self) -> datetime:
@@ -318,7 +320,9 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
     """Record that the broker confirmed a batch's deliveries; store its receipts.
 
     Only deliveries still pending get a DELIVERED event, so a redone delivery after a
-    crash is not recorded twice. Returns the number of DELIVERED events.
+    crash is not recorded twice. Each carries its item's ``confirmed_at`` (when the
+    broker confirmed; the record may come a batch later), else ``confirmed_at``.
+    Returns the number of DELIVERED events.
     """
     published = {(item.receipt_id, r): item for item in items for r in item.deliveries}
     pending: list[tuple[str, str]] = []
@@ -340,8 +344,11 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
                 Delivery.receipt_id == sa.bindparam("rid"),
                 Delivery.recipient == sa.bindparam("rcp"),
             )
-            .values(delivered_at=confirmed_at),
-            [{"rid": rid, "rcp": rcp} for rid, rcp in pending],
+            .values(delivered_at=sa.bindparam("at")),
+            [
+                {"rid": rid, "rcp": rcp, "at": published[(rid, rcp)].confirmed_at or confirmed_at}
+                for rid, rcp in pending
+            ],
         )
         events = []
         for rid, rcp in pending:
@@ -350,7 +357,13 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
             code = str(outcome.status.code) if isinstance(outcome, AcceptStatus) else None
             events.append(
                 Event(
-                    EventKind.DELIVERED, confirmed_at, rid, item.document_id, item.sender, rcp, code
+                    EventKind.DELIVERED,
+                    item.confirmed_at or confirmed_at,
+                    rid,
+                    item.document_id,
+                    item.sender,
+                    rcp,
+                    code,
                 )
             )
         audit.append(conn, events)

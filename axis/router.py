@@ -357,6 +357,9 @@ class Router:
             log.warning("batch.redo", messages=len(batch.tags))
             self._settle(batch, ack=False)
             return
+        confirmed_at = utcnow()
+        for item in batch.items:
+            item.confirmed_at = confirmed_at
         self._to_record.append(batch)
         if self._pending:
             self._flush()  # the next batch's transaction records this one too

@@ -90,7 +90,9 @@ def trail(ctx: click.Context, document_id: str, as_json: bool, utc: bool) -> Non
     quiet_logs(config)
     engine = make_engine(config.database.url, writer=False)
     with engine.connect() as conn:
-        links = store.trail(conn, document_id)
+        # By time, not by sequence: a delivery's record can follow the recipient's
+        # status 01 in the chain (it is written with the next batch), not in time.
+        links = sorted(store.trail(conn, document_id), key=lambda link: (link.at, link.seq))
     engine.dispose()
     if not links:
         raise click.ClickException(f"no audit event names {document_id}")

@@ -631,3 +631,14 @@ def test_a_registry_change_is_seen_by_the_next_batch(core) -> None:
     _, body = core.edoc(G22, [H41])
     [item], _ = core.handle(core.inbound(body, G22))
     assert isinstance(item.outcome, AcceptEdoc)
+
+
+def test_a_delivery_recorded_a_batch_later_keeps_the_time_the_broker_confirmed(core) -> None:
+    _, body = core.edoc(G22, [H41])
+    [item], _ = core.handle(core.inbound(body, G22))
+    item.confirmed_at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    _, later = core.edoc(G22, [H29])
+    core.handle(core.inbound(later, G22), confirmed=[item])
+    with core.engine.connect() as conn:
+        [delivered] = [link for link in audit.iter_links(conn) if link.kind == "DELIVERED"]
+    assert delivered.at == item.confirmed_at
