@@ -55,6 +55,9 @@ QUORUM = {"x-queue-type": "quorum"}
 class NullPipeline:
     """The router's pipeline with the work taken out: forward each body, record nothing."""
 
+    def __init__(self) -> None:
+        self.in_flight: set[str] = set()
+
     def handle(
         self, batch: Sequence[Inbound], *, confirmed: Sequence[Item] = ()
     ) -> tuple[list[Item], list[Outgoing]]:

@@ -111,6 +111,13 @@ class Pipeline:
         self.clock = clock
         self.registry = RegistryCache()
         self._last_head_seq: int | None = None
+        self.in_flight: set[str] = set()
+        """Receipt ids published by this router whose confirmation is not yet recorded.
+
+        A retry of one of them is answered with its receipt and delivers nothing: the
+        original's deliveries are on their way. The router clears the set when its
+        connection drops and releases a batch the broker refused, so that a redo
+        after either still delivers."""
 
     def handle(
         self, batch: Sequence[Inbound], *, confirmed: Sequence[Item] = ()
@@ -129,6 +136,7 @@ class Pipeline:
         with self.engine.begin() as conn:
             if confirmed:
                 record.confirm(conn, confirmed, self.clock())
+                self.in_flight.difference_update(item.receipt_id for item in confirmed)
             known = record.lookup(conn, *self._references(checked))
             items = [self.authorize(c, snapshot, known) for c in checked]
             record.write(conn, items, archived)
@@ -137,6 +145,7 @@ class Pipeline:
             )
             seq, _ = audit.head(conn)
         self._head_moved(seq)
+        self.in_flight.update(item.receipt_id for item in items if item.deliveries)
         self.answer(items, stored)
         self._log(items)
         return items, plan(items, hub_user=self.hub_user)
@@ -202,7 +211,8 @@ class Pipeline:
         outcome = item.outcome
         if isinstance(outcome, Retry):
             item.receipt_id = outcome.receipt_id
-            item.deliveries = outcome.redeliver
+            in_flight = outcome.receipt_id in self.in_flight
+            item.deliveries = () if in_flight else outcome.redeliver
             item.first_received_at = outcome.received_at
         elif isinstance(outcome, AcceptEdoc):
             item.deliveries = outcome.recipients
@@ -265,6 +275,7 @@ class Pipeline:
         with self.engine.begin() as conn:
             record.confirm(conn, items, self.clock())
             seq, _ = audit.head(conn)
+        self.in_flight.difference_update(item.receipt_id for item in items)
         self._head_moved(seq)
 
     def _head_moved(self, seq: int) -> None:

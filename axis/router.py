@@ -83,6 +83,8 @@ class Router:
         self._to_record: list[Batch] = []
         self._confirm_timer_set = False
         self._blocked_until = 0.0
+        # What was in flight on a lost connection may never arrive: deliver it again.
+        self.pipeline.in_flight.clear()
 
     def run(self, *, install_signals: bool = True) -> None:
         """Serve until stopped, reconnecting to the broker whenever it goes away."""
@@ -355,6 +357,7 @@ class Router:
             self._by_receipt.pop(receipt_id, None)
         if batch.failed:
             log.warning("batch.redo", messages=len(batch.tags))
+            self.pipeline.in_flight.difference_update(item.receipt_id for item in batch.items)
             self._settle(batch, ack=False)
             return
         confirmed_at = utcnow()

@@ -198,7 +198,9 @@ def test_after_a_crash_before_confirm_the_same_messages_redeliver_with_the_same_
         _, body = core.edoc(G22, recipients)
         messages.append(core.inbound(body, G22))
     first, first_out = core.handle(*messages)
-    # The router died here: nothing confirmed, nothing acked. The broker redelivers.
+    # The router died here: nothing confirmed, nothing acked. The broker redelivers
+    # to a new router process, which has nothing in flight.
+    core.pipeline.in_flight.clear()
     again = [core.inbound(m.body, m.user_id, message_id=m.message_id) for m in messages]
     second, second_out = core.handle(*again)
 
@@ -269,6 +271,7 @@ def test_a_partly_confirmed_document_redelivers_only_to_the_unconfirmed(core) ->
         conn.execute(
             sa.update(Delivery).where(Delivery.recipient == H41).values(delivered_at=CONFIRMED_AT)
         )
+    core.pipeline.in_flight.clear()  # a new router, after a crash
     [retry], outgoing = core.handle(core.inbound(body, G22))
     assert retry.outcome == Retry(
         item.receipt_id, item.document_id, (H29,), item.inbound.received_at
@@ -362,6 +365,7 @@ def test_a_status_not_confirmed_before_a_crash_is_redelivered_with_a_rebuilt_rec
     core.pipeline.confirm(core.handle(core.inbound(body, G22))[0])
     status_body = core.status(H41, edoc)
     [item], _ = core.handle(core.inbound(status_body, H41, type="status"))
+    core.pipeline.in_flight.clear()  # a new router, after a crash
     [again], outgoing = core.handle(core.inbound(status_body, H41, type="status"))
     assert again.outcome == Retry(
         item.receipt_id, edoc.document_id, (G22,), item.inbound.received_at
@@ -642,3 +646,16 @@ def test_a_delivery_recorded_a_batch_later_keeps_the_time_the_broker_confirmed(c
     with core.engine.connect() as conn:
         [delivered] = [link for link in audit.iter_links(conn) if link.kind == "DELIVERED"]
     assert delivered.at == item.confirmed_at
+
+
+def test_a_retry_while_the_original_is_in_flight_gets_the_receipt_and_delivers_nothing(
+    core,
+) -> None:
+    _, body = core.edoc(G22, [H41])
+    [original], _ = core.handle(core.inbound(body, G22))
+    [retry], outgoing = core.handle(core.inbound(body, G22))  # before the broker confirmed
+    assert isinstance(retry.outcome, Retry) and retry.receipt_id == original.receipt_id
+    assert retry.deliveries == ()
+    assert [o.type for o in outgoing] == ["receipt"]
+    core.pipeline.confirm([original])
+    assert original.receipt_id not in core.pipeline.in_flight
