@@ -88,6 +88,14 @@ class Item:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def _insert_new(conn: Connection, target: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``, skipping those whose primary key is already there (a retry's)."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(target.insert().prefix_with("OR IGNORE"), rows)
+    else:
+        conn.execute(pg_insert(target).on_conflict_do_nothing(), rows)
+
+
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -219,12 +227,7 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
     index row exists only for a body whose batch committed.
     """
     if archived:
-        insert = table(ArchiveEntry).insert()
-        if conn.dialect.name == "sqlite":
-            insert = insert.prefix_with("OR IGNORE")
-        else:
-            insert = pg_insert(table(ArchiveEntry)).on_conflict_do_nothing()
-        conn.execute(insert, [vars(entry) for entry in archived])
+        _insert_new(conn, table(ArchiveEntry), [vars(entry) for entry in archived])
     events: list[Event] = []
     owners: list[Item | None] = []
     for item in items:
@@ -379,12 +382,7 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
         if item.receipt is not None and not isinstance(item.outcome, Unattributable)
     ]
     if receipts:
-        insert = table(Receipt).insert()
-        if conn.dialect.name == "sqlite":
-            insert = insert.prefix_with("OR IGNORE")
-        else:
-            insert = pg_insert(table(Receipt)).on_conflict_do_nothing()
-        conn.execute(insert, receipts)
+        _insert_new(conn, table(Receipt), receipts)
     return len(pending)
 
 
