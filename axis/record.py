@@ -119,7 +119,11 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
     for chunk in _chunks(sorted(status_keys)):
         statuses += conn.execute(
             sa.select(
-                StatusRow.receipt_id, StatusRow.document_id, StatusRow.sender, StatusRow.received_at
+                StatusRow.receipt_id,
+                StatusRow.document_id,
+                StatusRow.sender,
+                StatusRow.sha256,
+                StatusRow.received_at,
             ).where(sa.tuple_(StatusRow.sender, StatusRow.sha256).in_(chunk))
         ).all()
     receipts = [r.receipt_id for r in rows] + [s.receipt_id for s in statuses]
@@ -144,18 +148,9 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
             tuple(undelivered.get(r.receipt_id, ())),
             r.received_at,
         )
-    sha_by_receipt: dict[str, str] = {}
-    for chunk in _chunks([s.receipt_id for s in statuses]):
-        sha_by_receipt.update(
-            conn.execute(
-                sa.select(StatusRow.receipt_id, StatusRow.sha256).where(
-                    StatusRow.receipt_id.in_(chunk)
-                )
-            ).all()
-        )
     for s in statuses:
         addressee = (recipients.get(s.receipt_id) or [""])[0]
-        known.statuses[(s.sender, sha_by_receipt[s.receipt_id])] = KnownStatus(
+        known.statuses[(s.sender, s.sha256)] = KnownStatus(
             s.receipt_id,
             s.document_id,
             s.sender,
