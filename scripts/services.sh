@@ -105,12 +105,19 @@ ensure_rabbitmq() {
         # A node that is still booting (say, started by the package's init script a
         # moment ago) answers ping; starting a second one would fail.
         if ! as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-            # Debian's wrapper drops to the rabbitmq user itself when started as root.
             say "starting rabbitmq-server"
             # Every quorum queue holds files open; the default soft limit of 1024
-            # is soon reached by a hub with a hundred inboxes.
-            as_root bash -c 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec rabbitmq-server -detached' \
-                || die "rabbitmq-server -detached failed"
+            # is soon reached by a hub with a hundred inboxes. Debian's wrapper
+            # drops to the rabbitmq user with su, whose PAM limits reset the soft
+            # limit to 1024, so drop to that user here and raise it after su.
+            if id rabbitmq >/dev/null 2>&1 && [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+                as_root su rabbitmq -s /bin/sh -c \
+                    'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached' \
+                    || die "rabbitmq-server -detached failed"
+            else
+                as_root bash -c 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec rabbitmq-server -detached' \
+                    || die "rabbitmq-server -detached failed"
+            fi
         fi
         wait_for "RabbitMQ (AMQP port $AMQP_PORT)" port_open "$AMQP_PORT" \
             || die "RabbitMQ did not open port $AMQP_PORT within ${TIMEOUT}s; see /var/log/rabbitmq/"
