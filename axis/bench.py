@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,7 +38,7 @@ from axis import logs
 from axis.amqp import parameters
 from axis.broker.management import Management
 from axis.config import Config, from_mapping
-from axis.deliver import Outgoing
+from axis.deliver import RECEIVED_AT, Outgoing
 from axis.demo import percentile, prepare
 from axis.pipeline import Pipeline
 from axis.record import Inbound, Item
@@ -108,6 +109,8 @@ class Counter:
         self, url_params: pika.ConnectionParameters, queues: Sequence[str], kinds: set[str]
     ) -> None:
         self.arrived: dict[str, float] = {}
+        self.received_at: dict[str, float] = {}
+        """The hub's ``x-axis-received-at`` of each message, as a ``time.time()`` value."""
         self._params = url_params
         self._queues = queues
         self._kinds = kinds
@@ -122,7 +125,12 @@ class Counter:
 
         def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
             if (props.type or "") in self._kinds and props.message_id:
-                self.arrived.setdefault(props.message_id, time.monotonic())
+                self.arrived.setdefault(props.message_id, time.time())
+                received = (props.headers or {}).get(RECEIVED_AT)
+                if received:
+                    self.received_at.setdefault(
+                        props.message_id, datetime.fromisoformat(received).timestamp()
+                    )
 
         for queue in self._queues:
             channel.basic_consume(queue, on_message, auto_ack=True)
@@ -218,7 +226,7 @@ def run(
     )
     baseline = _baseline(config, admin, load, report)
     report(f"baseline null relay: {baseline:,.0f} messages/s")
-    hub_rate, cpu_ms, peak, latencies = _hub(
+    hub_rate, cpu_ms, peak, latencies, in_hub = _hub(
         config, admin, passwords, load, codes, workers, rate, latency_seconds, signed, report
     )
     report(f"hub: {hub_rate:,.0f} documents/s with {workers} router(s)")
@@ -236,6 +244,11 @@ def run(
             "p50": round(percentile(latencies, 0.50), 1),
             "p95": round(percentile(latencies, 0.95), 1),
             "p99": round(percentile(latencies, 0.99), 1),
+        },
+        "in_hub_latency_ms": {
+            "p50": round(percentile(in_hub, 0.50), 1),
+            "p95": round(percentile(in_hub, 0.95), 1),
+            "p99": round(percentile(in_hub, 0.99), 1),
         },
     }
 
@@ -319,7 +332,7 @@ def _hub(
     latency_seconds: float,
     signed: Callable[[int, int], list[tuple[str, str, bytes]]],
     report: Callable[[str], None],
-) -> tuple[float, float, float, list[float]]:
+) -> tuple[float, float, float, list[float], list[float]]:
     connections = {
         code: pika.BlockingConnection(
             parameters(config.broker, user=code, password=passwords[code], name=f"bench-{code}")
@@ -379,7 +392,7 @@ def _hub(
             due = start + n / rate
             while time.monotonic() < due:
                 time.sleep(max(0.0, min(0.002, due - time.monotonic())))
-            published[message_id] = time.monotonic()
+            published[message_id] = time.time()
             channels[sender].basic_publish(
                 "axis.submit",
                 "",
@@ -396,7 +409,12 @@ def _hub(
         latencies = [
             (counter.arrived[m] - t) * 1000 for m, t in published.items() if m in counter.arrived
         ]
-        return hub_rate, cpu_ms, peak, latencies
+        in_hub = [
+            (counter.arrived[m] - counter.received_at[m]) * 1000
+            for m in published
+            if m in counter.arrived and m in counter.received_at
+        ]
+        return hub_rate, cpu_ms, peak, latencies, in_hub
     finally:
         counter.close()
         hub.send_signal(signal.SIGTERM)
