@@ -309,9 +309,9 @@ def fresh_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
         _stop_hub(the_hub)
 
 
-@pytest.fixture(scope="module")
-def pg_fresh_url(pg_url: str) -> Iterator[str]:
-    """A PostgreSQL database of this test's own (the session's is shared)."""
+@contextlib.contextmanager
+def _fresh_pg_database(pg_url: str) -> Iterator[str]:
+    """A new PostgreSQL database beside the session's; its URL; dropped on exit."""
     maintenance = sa.make_url(pg_url)
     name = f"{maintenance.database}_{secrets.token_hex(3)}"
     engine = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
@@ -325,6 +325,13 @@ def pg_fresh_url(pg_url: str) -> Iterator[str]:
         engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def pg_fresh_url(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own (the session's is shared)."""
+    with _fresh_pg_database(pg_url) as url:
+        yield url
+
+
 @pytest.fixture
 def idle_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
     """A hub set up (vhost, database, CA, config file) with no router running: tests
@@ -334,3 +341,15 @@ def idle_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
         yield the_hub
     finally:
         _stop_hub(the_hub)
+
+
+@pytest.fixture
+def pg_idle_hub(broker: BrokerEnv, tmp_path: Path, pg_url: str) -> Iterator[Hub]:
+    """Like ``idle_hub``, on a PostgreSQL database of this test's own: for several
+    ``axis serve`` processes at once and for database outages."""
+    with _fresh_pg_database(pg_url) as url:
+        the_hub = _start_hub(broker, tmp_path, url, start_router=False)
+        try:
+            yield the_hub
+        finally:
+            _stop_hub(the_hub)
