@@ -21,6 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "AXIS_"
 DEFAULT_FILE = "axis.toml"
@@ -221,7 +222,46 @@ def from_mapping(
         if not isinstance(table, dict):
             raise ConfigError("must be a table", key=name, source=source)
         sections[name] = _build_section(name, hints[name], table, base_dir, source, env)
+    _check_broker(sections["broker"], source)
     return Config(**sections, source=Path(source))
+
+
+def _check_broker(broker: BrokerSection, source: str) -> None:
+    """The broker URL: amqp or amqps, no credentials, TLS files only with amqps."""
+    try:
+        split = urlsplit(broker.url)
+        split.port  # noqa: B018 - parsing the port is what validates it
+    except ValueError as exc:
+        raise ConfigError(f"not a valid URL: {exc}", key="broker.url", source=source) from None
+    if split.username is not None or split.password is not None:
+        # Said without echoing the URL: it holds a secret.
+        raise ConfigError(
+            "must not contain credentials: give broker.user, and the password in "
+            "broker.password_file (or AXIS_BROKER_PASSWORD)",
+            key="broker.url",
+            source=source,
+        )
+    if split.scheme not in ("amqp", "amqps") or not split.hostname:
+        raise ConfigError(
+            f"must be amqp://HOST[:PORT]/ or amqps://HOST[:PORT]/, not {broker.url!r}",
+            key="broker.url",
+            source=source,
+        )
+    if split.scheme == "amqp":
+        for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            if getattr(broker, key) is not None:
+                raise ConfigError(
+                    "is set but broker.url is amqp://, which is not encrypted: "
+                    "use amqps:// for TLS",
+                    key=f"broker.{key}",
+                    source=source,
+                )
+    if broker.tls_key_file is not None and broker.tls_cert_file is None:
+        raise ConfigError(
+            "needs broker.tls_cert_file, the client certificate it belongs to",
+            key="broker.tls_key_file",
+            source=source,
+        )
 
 
 def _build_section(

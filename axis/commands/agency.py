@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,15 +21,70 @@ def group() -> None:
     """Agencies: registration, certificates, suspension, AMQP passwords."""
 
 
-def _registration_json(reg: Registration) -> dict[str, str | None]:
-    return {"code": reg.code, "amqp_user": reg.amqp_user, "amqp_password": reg.amqp_password}
+_SECRETS_DIR = click.option(
+    "--secrets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each new AMQP password to DIR/<CODE>.amqp-password (mode 0600) "
+    "instead of printing it.",
+)
 
 
-def _show_password(reg: Registration) -> None:
+def _prepare_secrets_dir(secrets_dir: Path | None) -> None:
+    """Create the folder (0700) before anything is registered, so a password is never
+    made that cannot be written down."""
+    if secrets_dir is None:
+        return
+    try:
+        secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {secrets_dir}: {exc.strerror}") from None
+    if not os.access(secrets_dir, os.W_OK | os.X_OK):
+        raise click.ClickException(f"cannot write to {secrets_dir}")
+
+
+def save_password(secrets_dir: Path, reg: Registration) -> Path:
+    """Write ``reg``'s AMQP password to ``secrets_dir/<CODE>.amqp-password``, mode 0600.
+
+    The folder is created 0700 if missing. The file is written under a temporary
+    name created 0600 and renamed over any older one, so the password is never
+    readable by others, not even for a moment, and a reader never sees half of it.
+    It holds the password and a newline: an agency's ``password_file`` as it is.
+    """
+    assert reg.amqp_password is not None
+    secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = secrets_dir / f"{reg.code}.amqp-password"
+    temporary = secrets_dir / f".{reg.code}.amqp-password.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(reg.amqp_password + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _registration_json(reg: Registration, secrets_dir: Path | None = None) -> dict[str, str | None]:
+    if secrets_dir is None:
+        return {"code": reg.code, "amqp_user": reg.amqp_user, "amqp_password": reg.amqp_password}
+    written = save_password(secrets_dir, reg) if reg.amqp_password else None
+    return {
+        "code": reg.code,
+        "amqp_user": reg.amqp_user,
+        "amqp_password_file": None if written is None else str(written),
+    }
+
+
+def _show_password(reg: Registration, secrets_dir: Path | None = None) -> None:
     click.echo(f"  AMQP user:     {reg.amqp_user}")
+    if secrets_dir is not None:
+        click.echo(f"  AMQP password: written to {save_password(secrets_dir, reg)} (0600)")
+        return
     click.echo(f"  AMQP password: {reg.amqp_password}")
     click.echo(
-        "  (shown once: the hub keeps no copy; `axis agency reset-password` makes a new one)"
+        "  (shown once: the hub keeps no copy; `axis agency reset-password` makes a new one;"
+        " --secrets-dir DIR writes it to a file instead)"
     )
 
 
@@ -38,7 +94,13 @@ def _show_password(reg: Registration) -> None:
 @click.option("--cert", "cert", required=True, type=_PATH, help="Signing certificate (PEM).")
 @click.option("--kind", type=click.Choice(KINDS), default="ministry", show_default=True)
 @click.option("--name-en", help="English name.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: code, amqp_user, amqp_password.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: code, amqp_user, amqp_password (amqp_password_file with --secrets-dir).",
+)
+@_SECRETS_DIR
 @click.pass_context
 @handle_errors
 def add(
@@ -49,16 +111,22 @@ def add(
     kind: str,
     name_en: str | None,
     as_json: bool,
+    secrets_dir: Path | None,
 ) -> None:
-    """Register agency CODE with its certificate, AMQP user and inbox."""
+    """Register agency CODE with its certificate, AMQP user and inbox.
+
+    A new AMQP user's password is printed once, or with --secrets-dir written to
+    DIR/CODE.amqp-password (0600) for handing to the agency.
+    """
+    _prepare_secrets_dir(secrets_dir)
     with admin(ctx) as a:
         reg = a.register_agency(code, name, cert, kind, name_en)
     if as_json:
-        echo_json(_registration_json(reg))
+        echo_json(_registration_json(reg, secrets_dir))
         return
     click.echo(f"{'registered' if reg.created else 'already registered'}: {code}")
     if reg.amqp_password:
-        _show_password(reg)
+        _show_password(reg, secrets_dir)
     elif reg.created:
         click.echo(
             f"  AMQP user {reg.amqp_user} already existed on this broker (another hub uses it);"
@@ -81,6 +149,7 @@ def add(
     help="Dev CA folder for --issue-missing (e.g. HUB/pki).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per agency.")
+@_SECRETS_DIR
 @click.pass_context
 @handle_errors
 def import_(
@@ -90,13 +159,17 @@ def import_(
     issue_missing: bool,
     ca: Path | None,
     as_json: bool,
+    secrets_dir: Path | None,
 ) -> None:
     """Register every agency of CSV_FILE (columns code,name,name_en,kind) in one go.
 
-    Also refreshes the groups @provinces, @ministries and @all.
+    Also refreshes the groups @provinces, @ministries and @all. New AMQP passwords
+    are printed once, or with --secrets-dir written one file per agency,
+    DIR/CODE.amqp-password (0600).
     """
     if issue_missing and ca is None:
         raise click.UsageError("--issue-missing needs --ca DIR")
+    _prepare_secrets_dir(secrets_dir)
     total = len(read_agencies_csv(csv_file))
     bar: ProgressBar[int] = click.progressbar(length=total, label="registering", file=sys.stderr)
     with admin(ctx) as a, bar:
@@ -107,7 +180,12 @@ def import_(
             progress=bar.update,
         )
     if as_json:
-        echo_json([_registration_json(r) | {"created": r.created} for r in result.registrations])
+        echo_json(
+            [
+                _registration_json(r, secrets_dir) | {"created": r.created}
+                for r in result.registrations
+            ]
+        )
         return
     created = [r for r in result.registrations if r.created]
     click.echo(
@@ -116,8 +194,14 @@ def import_(
     )
     click.echo("groups: " + ", ".join(f"@{g} ({n})" for g, n in result.groups.items()))
     with_password = [r for r in result.registrations if r.amqp_password]
-    if with_password:
-        click.echo("AMQP passwords (shown once):")
+    if with_password and secrets_dir is not None:
+        for r in with_password:
+            save_password(secrets_dir, r)
+        click.echo(
+            f"AMQP passwords: {len(with_password)} written to {secrets_dir}/<CODE>.amqp-password"
+        )
+    elif with_password:
+        click.echo("AMQP passwords (shown once; --secrets-dir DIR writes them to files):")
         for r in with_password:
             click.echo(f"  {r.code}\t{r.amqp_password}")
 
@@ -230,17 +314,20 @@ def revoke_cert(ctx: click.Context, fingerprint: str) -> None:
 @group.command("reset-password")
 @click.argument("code")
 @click.option("--json", "as_json", is_flag=True)
+@_SECRETS_DIR
 @click.pass_context
 @handle_errors
-def reset_password(ctx: click.Context, code: str, as_json: bool) -> None:
-    """Give CODE's AMQP user a new password (printed once) and close its connections."""
+def reset_password(ctx: click.Context, code: str, as_json: bool, secrets_dir: Path | None) -> None:
+    """Give CODE's AMQP user a new password (printed once, or written with
+    --secrets-dir) and close its connections."""
+    _prepare_secrets_dir(secrets_dir)
     with admin(ctx) as a:
         reg = a.reset_password(code)
     if as_json:
-        echo_json(_registration_json(reg))
+        echo_json(_registration_json(reg, secrets_dir))
         return
     click.echo(f"new password for {code}:")
-    _show_password(reg)
+    _show_password(reg, secrets_dir)
 
 
 @group.command("remove")
