@@ -12,7 +12,14 @@ entity references in element content unexpanded, but it does substitute internal
 entities inside attribute values, so the only safe entity is one never declared.
 A bare ``<!DOCTYPE ...>`` declaring nothing is not an attack on the parser; it
 parses, and the signature profile (PROTOCOL section 5) then refuses it as
-``SIGNATURE_INVALID``.
+``SIGNATURE_INVALID``. So does one naming an external DTD (``SYSTEM``/``PUBLIC``):
+that DTD is never read. (``collect_ids=False`` makes libxml2 load the external
+subset, even from a local file such as ``/etc/passwd``; :class:`_NoExternalDTD`
+hands it an empty one instead, so no file is opened and no parse error can reveal
+whether a path exists.)
+
+The body must be UTF-8: a UTF-16 or UTF-32 body, which libxml2 recognizes by its
+byte order mark or its NUL bytes even without an XML declaration, is ``MALFORMED``.
 
 Comments are dropped while parsing: exclusive C14N without comments ignores them,
 so a comment slipped into a signed text field leaves the signature intact — and,
@@ -27,6 +34,14 @@ from axis.rejections import Malformed, TooLarge
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
+
+class _NoExternalDTD(etree.Resolver):
+    """Every external DTD or entity libxml2 would load is empty: nothing is ever read."""
+
+    def resolve(self, url: str | None, pubid: str | None, context: object) -> object:
+        return self.resolve_string("", context)
+
+
 _PARSER = etree.XMLParser(
     resolve_entities=False,
     no_network=True,
@@ -37,6 +52,10 @@ _PARSER = etree.XMLParser(
     collect_ids=False,
 )
 """lxml parsers are not thread-safe across threads; Axis parses in one thread per process."""
+_PARSER.resolvers.add(_NoExternalDTD())
+
+_NOT_UTF8_STARTS = (b"\xfe\xff", b"\xff\xfe")
+"""UTF-16 byte order marks (UTF-32LE's starts the same way; UTF-32BE's with NULs)."""
 
 
 def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
@@ -52,6 +71,9 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
         raise TooLarge(f"the body is {len(data)} bytes, more than the limit of {max_bytes}")
     if not data.strip():
         raise Malformed("the body is empty")
+    if b"\x00" in data[:4] or data.startswith(_NOT_UTF8_STARTS):
+        # libxml2 picks UTF-16/32 from these first bytes, declaration or not.
+        raise Malformed("the body must be UTF-8, not UTF-16 or UTF-32")
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
