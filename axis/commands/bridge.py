@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -34,7 +35,9 @@ def group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Agency TOML ([agency], [broker], [trust]); options below override it.",
 )
-@click.option("--amqp-url", help="amqp:// or amqps:// URL of the hub's broker.")
+@click.option(
+    "--amqp-url", help="amqp:// or amqps:// URL of the hub's broker, without credentials."
+)
 @click.option("--vhost", help="The broker vhost (default: from the URL, else /).")
 @click.option(
     "--password-file",
@@ -98,6 +101,13 @@ def folder(
     from adapters import AgencyClient, AxisClientError, FolderBridge
     from axis import logs
 
+    if amqp_url is not None and urlsplit(amqp_url).password is not None:
+        # Not echoed: the URL holds the secret, and a command line is visible in ps.
+        raise click.BadParameter(
+            "must not carry a password, which every user could read in ps: "
+            "give it in --password-file",
+            param_hint="--amqp-url",
+        )
     logs.configure(log_format)
     options: dict[str, Any] = {
         "code": code,

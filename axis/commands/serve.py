@@ -24,6 +24,10 @@ def serve(ctx: click.Context, workers: int | None) -> None:
     Brings the database schema up to date and declares the broker topology first.
     Stopping finishes the messages in flight and exits 0.
     """
+    import ssl
+
+    import pika.exceptions
+
     from axis import service
 
     config = load_config(ctx)
@@ -31,4 +35,10 @@ def serve(ctx: click.Context, workers: int | None) -> None:
         code = service.serve(config, workers)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from None
+    except (pika.exceptions.AMQPError, ssl.SSLError) as exc:
+        # Only start-up talks to the broker outside the routers' reconnect loop.
+        reason = str(exc) or type(exc).__name__
+        raise click.ClickException(
+            f"cannot connect to the broker at {config.broker.url} as {config.broker.user}: {reason}"
+        ) from None
     sys.exit(code)
