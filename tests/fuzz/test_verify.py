@@ -1,0 +1,139 @@
+"""Fuzzing the verifier: a changed signed content never verifies; the fast paths are exact.
+
+Every input is one of the signed documents of ``strategies.VALID_DOCUMENTS``, mutated
+one to three times (byte flips, insertions, deletions, truncation, duplicated
+slices; duplicated, removed or swapped elements, changed text and attributes,
+comments, processing instructions, CDATA, whitespace outside the root). Whether a
+mutation is *neutral* is not guessed: the oracle canonicalizes the document
+without its Signature the slow way (copy, remove, exclusive C14N), and a mutation
+is neutral exactly when that and the canonical SignedInfo are unchanged. So a
+comment or a CDATA section in a signed field may verify (and the hub then reads
+the same header), a changed character may not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+
+from hypothesis import event, example, given
+from hypothesis import strategies as st
+from lxml import etree
+
+import schemas
+from axis.rejections import Rejection
+from schemas.xml import parse
+from signing.document import canonicalize, enveloped_digest, scan
+from tests.corpus.build import DS, LENIENT
+from tests.fuzz import strategies
+from tests.fuzz.strategies import MAX_BYTES, NOW, VALID_DOCUMENTS, signed_content, verifier
+
+_verify_module = sys.modules["signing.verify"]
+
+ORIGINALS = {
+    kind: (signed_content(body), strategies.verify(body).fingerprint)
+    for kind, body in VALID_DOCUMENTS.items()
+}
+
+
+def kind_and_mutation() -> st.SearchStrategy[tuple[str, bytes]]:
+    """A kind of document and a mutation of it."""
+    return st.sampled_from(sorted(VALID_DOCUMENTS)).flatmap(
+        lambda kind: strategies.mutated({kind: VALID_DOCUMENTS[kind]}).map(lambda b: (kind, b))
+    )
+
+
+def _header(body: bytes) -> schemas.EdocHeader:
+    return schemas.read_header(parse(body, max_bytes=MAX_BYTES))
+
+
+@given(kind_and_mutation())
+@example(("edoc", VALID_DOCUMENTS["edoc"].replace(b"<edXML:Subject>", b"<edXML:Subject><!---->")))
+@example(("edoc", VALID_DOCUMENTS["edoc"] + b"\n\n"))
+@example(("status", VALID_DOCUMENTS["status"].replace(b"?>", b"?>\n<!-- before the root -->", 1)))
+def test_a_mutation_verifies_only_if_the_signed_content_is_unchanged(
+    case: tuple[str, bytes],
+) -> None:
+    kind, body = case
+    try:
+        signer = strategies.verify(body)
+    except Rejection as exc:
+        event(exc.code)
+        return
+    event("VALID")
+    content, fingerprint = ORIGINALS[kind]
+    assert signed_content(body) == content, "a changed signed content verified"
+    assert signer.fingerprint == fingerprint
+    if kind.startswith("edoc"):
+        assert _header(body) == _header(VALID_DOCUMENTS[kind])
+
+
+@given(kind_and_mutation())
+def test_the_fast_enveloped_digest_equals_the_slow_one(case: tuple[str, bytes]) -> None:
+    _, body = case
+    expected = signed_content(body)
+    try:
+        root = parse(body, max_bytes=MAX_BYTES)
+    except Rejection:
+        return
+    found = scan(root)
+    if expected is None or len(found.signatures) != 1:
+        return
+    slow = hashlib.sha256(expected[0]).digest()
+    [signature] = found.signatures
+    assert enveloped_digest(signature, (), found) == slow
+    # The verifier's own path: a tree it parsed and may cut large texts out of.
+    again = parse(body, max_bytes=MAX_BYTES)
+    [signature] = scan(again).signatures
+    assert enveloped_digest(signature, (), disposable=True) == slow
+
+
+@given(kind_and_mutation(), st.booleans())
+def test_the_fast_signed_info_reader_agrees_with_the_strict_one(
+    case: tuple[str, bytes], indent: bool
+) -> None:
+    _, body = case
+    try:
+        root = parse(body, max_bytes=MAX_BYTES)
+    except Rejection:
+        return
+    signed_infos = list(root.iter(f"{DS}SignedInfo"))
+    if len(signed_infos) != 1:
+        return
+    [signed_info] = signed_infos
+    if indent:
+        etree.indent(signed_info)  # the shape xmlsec1 templates have
+    try:
+        fast = _verify_module._match_signed_info(canonicalize(signed_info), signed_info)
+    except Rejection:
+        fast = None
+        fast_refused = True
+    else:
+        fast_refused = False
+    try:
+        strict = _verify_module._read_signed_info(signed_info)
+    except Rejection:
+        assert fast is None, "the fast reader accepted what the strict one refuses"
+        return
+    if fast is not None:
+        assert (fast.method, fast.digest) == (strict.method, strict.digest)
+        assert strict.c14n_prefixes == strict.reference_prefixes == ()
+    elif fast_refused:
+        raise AssertionError("the fast reader refused what the strict one accepts")
+
+
+@given(kind_and_mutation())
+def test_a_leniently_parsed_tree_is_verified_or_rejected_never_crashes(
+    case: tuple[str, bytes],
+) -> None:
+    """Callers may hand the verifier a tree parsed elsewhere (comments, DTDs kept)."""
+    _, body = case
+    try:
+        root = etree.fromstring(body, LENIENT)
+    except (etree.XMLSyntaxError, ValueError):
+        return
+    before = etree.tostring(root)
+    with contextlib.suppress(Rejection):
+        verifier().verify(root, at=NOW)
+    assert etree.tostring(root) == before, "verify changed the caller's tree"
