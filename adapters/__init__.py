@@ -53,6 +53,7 @@ from adapters.errors import (
     AnswerTimeout,
     AxisClientError,
     BrokerUnavailable,
+    BrokerUntrusted,
     DeliveryInvalid,
     Rejected,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "AnswerTimeout",
     "AxisClientError",
     "BrokerUnavailable",
+    "BrokerUntrusted",
     "Delivery",
     "DeliveryInvalid",
     "FolderBridge",

@@ -48,6 +48,7 @@ from adapters.errors import (
     AnswerTimeout,
     AxisClientError,
     BrokerUnavailable,
+    BrokerUntrusted,
     DeliveryInvalid,
     Rejected,
     rejected,
@@ -911,6 +912,9 @@ class AgencyClient:
 
 
 def _raise_if_fatal(exc: BaseException) -> None:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # Checked before any credential is sent; a retry would meet the same certificate.
+        raise BrokerUntrusted(f"the broker's TLS certificate is not trusted: {exc}") from exc
     if isinstance(
         exc,
         pika.exceptions.ProbableAuthenticationError
@@ -954,6 +958,7 @@ def _parameters(
     ssl_options = None
     if tls:
         context = ssl.create_default_context(cafile=str(tls_ca_file) if tls_ca_file else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         if tls_cert_file:
             context.load_cert_chain(str(tls_cert_file), str(tls_key_file) if tls_key_file else None)
         ssl_options = pika.SSLOptions(context, host)

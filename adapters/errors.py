@@ -37,6 +37,13 @@ class AccessRefused(AxisClientError, PermissionError):
     """
 
 
+class BrokerUntrusted(AccessRefused):
+    """The broker's TLS certificate did not verify against ``tls_ca_file``, or not
+    for the host name connected to: either the wrong CA is configured or this is not
+    the hub's broker. The client does not retry and never sends the password.
+    """
+
+
 class AnswerTimeout(AxisClientError, TimeoutError):
     """No answer from the hub in time; the send is still pending (see ``.result``).
 

@@ -7,7 +7,32 @@ from urllib.parse import quote, urlsplit
 
 import pika
 
-from axis.config import BrokerSection
+from axis.config import BrokerSection, ConfigError
+
+
+def tls_context(broker: BrokerSection) -> ssl.SSLContext:
+    """The TLS context of an ``amqps://`` connection to ``broker``.
+
+    It verifies the broker's certificate and host name against ``tls_ca_file``
+    (the system's trust store when none is set) and presents ``tls_cert_file`` /
+    ``tls_key_file`` as the client certificate when one is configured. A file that
+    cannot be read raises :class:`ConfigError` naming its key.
+    """
+    key = "broker.tls_ca_file"
+    try:
+        context = ssl.create_default_context(
+            cafile=str(broker.tls_ca_file) if broker.tls_ca_file else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if broker.tls_cert_file:
+            key = "broker.tls_cert_file"
+            context.load_cert_chain(
+                str(broker.tls_cert_file), str(broker.tls_key_file) if broker.tls_key_file else None
+            )
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot load the TLS file: {reason}", key=key) from None
+    return context
 
 
 def parameters(
@@ -19,9 +44,8 @@ def parameters(
 ) -> pika.ConnectionParameters:
     """Connection parameters for ``broker``, as the hub's user unless another is given.
 
-    ``amqps://`` URLs get a TLS context verifying the broker against
-    ``tls_ca_file`` (or the system store), with a client certificate when one is
-    configured. Credentials never go into the URL, so they never reach a log line.
+    ``amqps://`` URLs get the context of :func:`tls_context`. Credentials never go
+    into the URL, so they never reach a log line.
     """
     split = urlsplit(broker.url)
     tls = split.scheme == "amqps"
@@ -36,12 +60,5 @@ def parameters(
     params.connection_attempts = 1
     params.client_properties = {"connection_name": name}
     if tls:
-        context = ssl.create_default_context(
-            cafile=str(broker.tls_ca_file) if broker.tls_ca_file else None
-        )
-        if broker.tls_cert_file:
-            context.load_cert_chain(
-                str(broker.tls_cert_file), str(broker.tls_key_file) if broker.tls_key_file else None
-            )
-        params.ssl_options = pika.SSLOptions(context, split.hostname)
+        params.ssl_options = pika.SSLOptions(tls_context(broker), split.hostname)
     return params

@@ -1,12 +1,13 @@
-"""A development PKI: a CA, agency signing certificates, and a CRL.
+"""A development PKI: a CA, agency signing certificates, TLS certificates, and a CRL.
 
 Production trusts the government CA; demos and tests use this one. Two layers:
 
 - in memory (:func:`generate_key`, :func:`make_ca`, :func:`make_leaf`,
-  :func:`make_crl`), with every validity date and key usage a parameter, so a test
-  can mint an expired, not-yet-valid or unfit certificate in microseconds;
-- on disk (:func:`init_ca`, :func:`issue`, :func:`revoke`), the layout behind
-  ``axis pki``::
+  :func:`make_tls_leaf`, :func:`make_crl`), with every validity date and key usage a
+  parameter, so a test can mint an expired, not-yet-valid or unfit certificate in
+  microseconds;
+- on disk (:func:`init_ca`, :func:`issue`, :func:`issue_tls`, :func:`revoke`), the
+  layout behind ``axis pki``::
 
       CA_DIR/ca.pem  ca.key (0600)  crl.pem  index.json
       OUT_DIR/CODE.pem  CODE.key (0600)
@@ -15,12 +16,14 @@ Example::
 
     ca = init_ca("pki/ca", name="Axis Dev CA")
     cert = issue("000.00.00.G22", ca_dir="pki/ca", out_dir="pki/agencies")
+    issue_tls("broker", ca_dir="pki/ca", out_dir="pki/tls", hosts=["localhost", "127.0.0.1"])
     revoke(cert.cert_path, ca_dir="pki/ca")
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -34,7 +37,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -218,6 +221,71 @@ def make_leaf(
     return CertifiedKey(key, builder.sign(issuer.key, hashes.SHA256()))
 
 
+def make_tls_leaf(
+    hosts: Iterable[str],
+    issuer: CertifiedKey,
+    *,
+    key: PrivateKey | None = None,
+    algo: KeyAlgorithm | str = KeyAlgorithm.EC,
+    client: bool = False,
+    common_name: str | None = None,
+    days: int = 825,
+) -> CertifiedKey:
+    """A TLS certificate for ``hosts`` (DNS names or IP addresses), signed by ``issuer``.
+
+    A server certificate (the broker's) by default, a client certificate with
+    ``client=True`` (then ``hosts`` may be empty and ``common_name`` names the client).
+    Every host goes into subjectAltName, which is what TLS clients check; the CN is
+    ``common_name`` or the first host.
+    """
+    names = list(hosts)
+    if not names and not common_name:
+        raise ValueError("a TLS certificate needs at least one host or a common name")
+    alt_names: list[x509.GeneralName] = []
+    for host in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
+    key = key or generate_key(algo)
+    start, end = _validity(None, None, days)
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name or names[0], None))
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                # RSA key exchange (TLS 1.2 without ECDHE) needs keyEncipherment.
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return CertifiedKey(key, builder.sign(issuer.key, hashes.SHA256()))
+
+
 def make_crl(
     issuer: CertifiedKey,
     revoked: Iterable[int | tuple[int, datetime]] = (),
@@ -363,6 +431,51 @@ def issue(
     }
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     return IssuedFiles(code, cert_path, key_path, fp, leaf.certificate.serial_number)
+
+
+def issue_tls(
+    name: str,
+    *,
+    ca_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    hosts: Iterable[str] = (),
+    client: bool = False,
+    algo: KeyAlgorithm | str = KeyAlgorithm.EC,
+    days: int = 825,
+) -> IssuedFiles:
+    """Issue a TLS certificate from the dev CA into ``out_dir``: ``NAME.pem``, ``NAME.key`` (0600).
+
+    A server certificate for ``hosts`` (say the broker's, for ``localhost`` and
+    ``127.0.0.1``), or with ``client=True`` a client certificate whose CN is ``name``.
+    Recorded in the CA's ``index.json`` like a signing certificate, so
+    :func:`revoke` can revoke it.
+    """
+    if not _FILE_SAFE.match(name):
+        raise ValueError(f"{name!r} is not usable as a file name")
+    host_list = list(hosts)
+    if not client and not host_list:
+        raise ValueError("a TLS server certificate needs at least one host name or address")
+    ca = load_ca(ca_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    leaf = make_tls_leaf(
+        host_list, ca, algo=algo, client=client, common_name=name if client else None, days=days
+    )
+    key_path, cert_path = out / f"{name}.key", out / f"{name}.pem"
+    _write_private(key_path, key_pem(leaf.key))
+    cert_path.write_bytes(cert_pem(leaf.certificate))
+    fp = fingerprint(leaf.certificate)
+    index_path = _ca_paths(Path(ca_dir))[3]
+    index = _load_index(index_path)
+    index["certificates"][format(leaf.certificate.serial_number, "x")] = {
+        "code": name,
+        "fingerprint": fp,
+        "not_after": leaf.certificate.not_valid_after_utc.isoformat(),
+        "revoked_at": None,
+        "usage": "tls-client" if client else "tls-server",
+    }
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    return IssuedFiles(name, cert_path, key_path, fp, leaf.certificate.serial_number)
 
 
 def revoke(

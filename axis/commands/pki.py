@@ -64,6 +64,57 @@ def issue(code: str, ca_dir: Path, out_dir: Path, algo: str, days: int, name: st
     click.echo(f"sha256       {issued.fingerprint}")
 
 
+@group.command("issue-tls")
+@click.argument("name")
+@click.option(
+    "--ca",
+    "ca_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The CA directory made by init-ca.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where NAME.key and NAME.pem are written.",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="DNS name or IP address the server is reached by (repeatable; subjectAltName).",
+)
+@click.option("--client", is_flag=True, help="A client certificate (CN = NAME) instead.")
+@click.option("--algo", type=_ALGO, default="ec", show_default=True, help="Key type.")
+@click.option("--days", type=click.IntRange(min=1), default=825, show_default=True)
+def issue_tls(
+    name: str,
+    ca_dir: Path,
+    out_dir: Path,
+    hosts: tuple[str, ...],
+    client: bool,
+    algo: str,
+    days: int,
+) -> None:
+    """Issue a TLS certificate: the broker's (--host ...) or a client's (--client).
+
+    For RabbitMQ's TLS listener (see docs/guarantees.md, "TLS"), e.g.
+    ``axis pki issue-tls broker --host localhost --host 127.0.0.1 --ca pki --out tls``.
+    """
+    try:
+        issued = devpki.issue_tls(
+            name, ca_dir=ca_dir, out_dir=out_dir, hosts=hosts, client=client, algo=algo, days=days
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"certificate  {issued.cert_path}")
+    click.echo(f"private key  {issued.key_path}")
+    click.echo(f"serial       {issued.serial:x}")
+    click.echo(f"sha256       {issued.fingerprint}")
+
+
 @group.command("revoke")
 @click.argument("cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

@@ -157,15 +157,37 @@ def test_the_folder_bridge_never_logs_or_shows_the_agency_password(hub, tmp_path
     agency_key_line = (keys / "agency.key").read_text().splitlines()[1]
     with log_path.open("wb") as log:
         bridge = subprocess.Popen(
-            [*SERVE, "bridge", "folder", "--agency", a.code, "--root", str(root),
-             "--amqp-url", url, "--password-file", str(keys / "amqp.password"),
-             "--key", str(keys / "agency.key"), "--cert", str(keys / "agency.pem"),
-             "--trust", str(keys / "ca.pem"), "--hub-cert", str(hub.config.signing.certificate),
-             "--settle", "0", "--interval", "0.2", "--log-format", "json"],
+            [
+                *SERVE,
+                "bridge",
+                "folder",
+                "--agency",
+                a.code,
+                "--root",
+                str(root),
+                "--amqp-url",
+                url,
+                "--password-file",
+                str(keys / "amqp.password"),
+                "--key",
+                str(keys / "agency.key"),
+                "--cert",
+                str(keys / "agency.pem"),
+                "--trust",
+                str(keys / "ca.pem"),
+                "--hub-cert",
+                str(hub.config.signing.certificate),
+                "--settle",
+                "0",
+                "--interval",
+                "0.2",
+                "--log-format",
+                "json",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-        )  # fmt: skip
+        )
     try:
         wait_for(lambda: (root / "sent" / "letter.receipt.xml").exists(), 60, "the receipt")
         command_lines = [command_line(pid) for pid in [bridge.pid, *descendants(bridge.pid)]]
@@ -183,15 +205,30 @@ def test_the_folder_bridge_never_logs_or_shows_the_agency_password(hub, tmp_path
 
 def test_the_folder_bridge_refuses_a_url_carrying_a_password(tmp_path) -> None:
     done = subprocess.run(
-        [*SERVE, "bridge", "folder", "--agency", "000.00.00.G22", "--root", str(tmp_path),
-         "--amqp-url", "amqp://000.00.00.G22:Visible-In-ps@127.0.0.1:5672/",
-         "--password-file", __file__, "--key", __file__, "--cert", __file__,
-         "--trust", __file__],
+        [
+            *SERVE,
+            "bridge",
+            "folder",
+            "--agency",
+            "000.00.00.G22",
+            "--root",
+            str(tmp_path),
+            "--amqp-url",
+            "amqp://000.00.00.G22:Visible-In-ps@127.0.0.1:5672/",
+            "--password-file",
+            __file__,
+            "--key",
+            __file__,
+            "--cert",
+            __file__,
+            "--trust",
+            __file__,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )  # fmt: skip
+    )
 
     assert done.returncode == 2
     assert "--password-file" in done.stderr
