@@ -382,6 +382,16 @@ class Routers:
         self.processes.append(process)
         return process
 
+    def log(self, process: subprocess.Popen[bytes]) -> Path:
+        """Where ``process`` writes its log (JSON lines)."""
+        return self.config_path.with_name(f"serve-{self.processes.index(process)}.log")
+
+    def events(self, process: subprocess.Popen[bytes], event: str) -> int:
+        """How many times ``process`` logged ``event`` (e.g. ``document.accepted``)."""
+        needle = f'"event": "{event}"'
+        with self.log(process).open(encoding="utf-8", errors="replace") as lines:
+            return sum(1 for line in lines if needle in line)
+
     def kill(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL: no chance to finish anything."""
         os.kill(process.pid, signal.SIGKILL)
@@ -413,6 +423,28 @@ class Routers:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def wait_for_broker_to_ourselves(broker: Any, timeout: float = 600) -> float:
+    """Wait until no other test session has a connection open on the broker; seconds waited.
+
+    A broker restart breaks every other session's connections, so it waits for the
+    connections on other vhosts than this session's (``broker.user_tag`` is the
+    session's vhost, the hub's is derived from it) to close; after ``timeout`` it
+    goes ahead anyway. In CI the suite runs alone and nothing is waited for.
+    """
+    started = time.monotonic()
+    with broker.management() as mgmt:
+        while time.monotonic() - started < timeout:
+            others = [
+                c
+                for c in mgmt.list_connections()
+                if not str(c.get("vhost", "")).startswith(broker.user_tag)
+            ]
+            if not others:
+                break
+            time.sleep(5)
+    return time.monotonic() - started
 
 
 def restart_rabbitmq() -> float:
@@ -612,6 +644,10 @@ class Run:
             time.sleep(0.02)
         return done
 
+    def wait_sent(self, share: float) -> None:
+        """Wait until the senders, at their pace, have sent ``share`` of the documents."""
+        time.sleep(max(0.0, self.started + share * self.plan.seconds - time.monotonic()))
+
     def wait_consumers(self, count: int, timeout: float) -> None:
         """Wait until ``count`` routers consume ``axis.inbound``."""
         deadline = time.monotonic() + timeout
@@ -628,6 +664,10 @@ class Run:
             return declared.method.message_count, declared.method.consumer_count
         finally:
             connection.close()
+
+    def arrived(self) -> int:
+        """Messages the recipients have taken so far."""
+        return sum(len(inbox.arrivals) for inbox in self.inboxes.values())
 
     def pause(self, code: str) -> None:
         """Recipient ``code`` stops consuming."""
@@ -701,9 +741,9 @@ class Run:
         """Take what is left in the inboxes, then stop the recipients."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            before = sum(len(i.arrivals) for i in self.inboxes.values())
+            before = self.arrived()
             time.sleep(1.0)
-            after = sum(len(i.arrivals) for i in self.inboxes.values())
+            after = self.arrived()
             if after == before and all(self.queue(i.queue)[0] == 0 for i in self.inboxes.values()):
                 break
         for inbox in self.inboxes.values():
