@@ -1,5 +1,14 @@
 """The bad-input corpus of issue #7: hostile messages, each with the answer the hub owes it.
 
-``build`` holds the primitives that craft hostile bodies from valid ones; ``cases``
-(the table) is added on top of them.
+- :mod:`tests.corpus.cases`: the table (:data:`CASES`), one :class:`Case` per hostile
+  message, with its builder, precondition and expected answer;
+- :mod:`tests.corpus.build`: the primitives that craft hostile bodies from valid
+  ones (byte and tree edits, re-signing, profile forgeries, encodings).
+
+``tests/hub/test_corpus.py`` runs the table against one real ``axis serve``, alone
+and under a steady stream of valid documents; ``tests/fuzz`` reuses the primitives.
 """
+
+from tests.corpus.cases import ACCEPTED, CASES, QUARANTINED, Case, Party, Probe, World, shuffled
+
+__all__ = ["ACCEPTED", "CASES", "QUARANTINED", "Case", "Party", "Probe", "World", "shuffled"]

@@ -235,20 +235,6 @@ def wrap_original_in_object(signed: bytes, forged_subject: str) -> bytes:
     return edit(signed, apply)
 
 
-def key_substituted(body: bytes, attacker: CertifiedKey, victim: Signer) -> bytes:
-    """Signed by ``attacker``'s key, with ``victim``'s certificate put in KeyInfo."""
-    forged = forge(body, attacker)
-    victim_b64 = base64.b64encode(
-        victim.certificate.public_bytes(serialization.Encoding.DER)
-    ).decode()
-
-    def apply(root: etree._Element) -> None:
-        certificate = next(root.iter(f"{DS}X509Certificate"))
-        certificate.text = victim_b64
-
-    return edit(forged, apply)
-
-
 def swap_signature_value(signed: bytes, other: bytes) -> bytes:
     """``signed`` carrying the SignatureValue of ``other`` (same signer, other document)."""
     value = next(tree(other).iter(f"{DS}SignatureValue")).text
