@@ -13,7 +13,12 @@ _DOCUMENT_ID = re.compile(
 )
 _ORGAN_ID = re.compile(r"[0-9A-Z.]{1,35}")
 _GROUP_ID = re.compile(r"@[a-z0-9][a-z0-9\-]{0,31}")
-_MESSAGE_ID = re.compile(r"[!-~]{1,255}")
+MAX_MESSAGE_ID = 200
+"""The longest message id the hub takes: it stores ids in 200-character columns
+(``documents.message_id``, ``statuses.message_id``). A longer one made PostgreSQL
+refuse the batch's insert, which the router took for a database outage and retried
+forever, stalling the hub; it is now ``MALFORMED``, like any unusable id."""
+_MESSAGE_ID = re.compile(rf"[!-~]{{1,{MAX_MESSAGE_ID}}}")
 
 
 def is_organ_id(value: str) -> bool:
@@ -27,7 +32,8 @@ def is_group_id(value: str) -> bool:
 
 
 def is_message_id(value: str | None) -> bool:
-    """Whether ``value`` can be a MessageId/ReceiptId in hub messages (printable ASCII, no space).
+    """Whether ``value`` can be a MessageId/ReceiptId in hub messages: printable ASCII,
+    no space, at most :data:`MAX_MESSAGE_ID` characters.
 
     An AMQP ``message_id`` is any short string; one that fails this cannot be put in
     an AxisReceipt, and should be left out of an AxisRejection (its MessageId is optional).

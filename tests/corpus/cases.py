@@ -361,6 +361,16 @@ def _(w: World) -> Probe:
     return Probe(_signed(w), message_id="văn bản số 1")
 
 
+@case(
+    "message-id-too-long",
+    "MALFORMED",
+    "a 201-character message_id: longer than the hub stores (on PostgreSQL it stalled "
+    "the hub before the fix)",
+)
+def _(w: World) -> Probe:
+    return Probe(_signed(w), message_id="m" * 201)
+
+
 @case("content-type-json", "MALFORMED", "content_type application/json")
 def _(w: World) -> Probe:
     return Probe(_signed(w), content_type="application/json")

@@ -11,11 +11,15 @@ odd message ids, types and content types).
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -26,6 +30,7 @@ from axis.pipeline import Pipeline
 from axis.receipts import ReceiptWriter
 from axis.record import Inbound
 from axis.rejections import Rejection
+from schemas.ids import MAX_MESSAGE_ID
 from signing import Verifier
 from tests.fuzz import strategies
 from tests.fuzz.strategies import G22, H41, MAX_BYTES, NOW, SIGNERS, TRUST, VALID_DOCUMENTS
@@ -42,10 +47,9 @@ class Core:
     snapshot: registry.Snapshot
 
 
-@pytest.fixture(scope="module")
-def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
-    folder = tmp_path_factory.mktemp("fuzz-core")
-    url = f"sqlite:///{folder / 'axis.db'}"
+@contextlib.contextmanager
+def _core(url: str, folder: Path) -> Iterator[Core]:
+    """A pipeline on ``url`` with the fuzzers' agencies registered."""
     db.upgrade(url)
     engine = db.make_engine(url)
     with engine.begin() as conn:
@@ -70,6 +74,13 @@ def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
     finally:
         archive.close()
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    folder = tmp_path_factory.mktemp("fuzz-core")
+    with _core(f"sqlite:///{folder / 'axis.db'}", folder) as the_core:
+        yield the_core
 
 
 _BODIES = st.one_of(
@@ -140,3 +151,45 @@ def test_every_valid_document_is_accepted_by_the_core(core: Core) -> None:
         checked = core.pipeline.check(message, core.snapshot)
         item = core.pipeline.authorize(checked, core.snapshot, Known())
         assert isinstance(item.outcome, AcceptEdoc), item.outcome
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_core(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Core]:
+    """A core of this test's own, on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        with _core(f"sqlite:///{tmp_path / 'axis.db'}", tmp_path) as the_core:
+            yield the_core
+        return
+    maintenance = sa.make_url(request.getfixturevalue("pg_url"))
+    name = f"{maintenance.database}_fuzz_{secrets.token_hex(3)}"
+    admin = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = maintenance.set(database=name).render_as_string(hide_password=False)
+        with _core(url, tmp_path) as the_core:
+            yield the_core
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_a_message_id_longer_than_the_hub_stores_is_malformed_not_a_stalled_batch(
+    any_db_core: Core,
+) -> None:
+    """Found by this module: a 201-255 character message id passed the check, then
+    PostgreSQL refused the documents insert (varchar 200) and the router, taking the
+    error for an outage, retried the batch forever. The limit is now the column's."""
+    longest, too_long = "m" * MAX_MESSAGE_ID, "m" * (MAX_MESSAGE_ID + 1)
+    kinds = {"edoc": longest, "edoc-rsa": too_long}
+    batch = [
+        Inbound(n, VALID_DOCUMENTS[kind], G22, message_id, "edoc", "application/xml", NOW)
+        for n, (kind, message_id) in enumerate(kinds.items())
+    ]
+    accepted, refused = any_db_core.pipeline.handle(batch)[0]
+    assert isinstance(accepted.outcome, AcceptEdoc)
+    assert isinstance(refused.outcome, Rejection) and refused.outcome.code == "MALFORMED"
+    with any_db_core.pipeline.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT message_id FROM documents")).scalars().all()
+    assert stored == [longest]
