@@ -129,7 +129,10 @@ def parse_datetime(text: str) -> datetime:
         raise SchemaInvalid(f"{text!r} is not a dateTime") from None
     if value.tzinfo is None:
         raise SchemaInvalid(f"dateTime {text!r} has no timezone offset")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        raise SchemaInvalid(f"dateTime {text!r} is out of range in UTC") from None
 
 
 def format_date(value: date) -> str:

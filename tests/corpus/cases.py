@@ -512,6 +512,19 @@ def _(w: World) -> Probe:
     return Probe(build.edit(_signed(w), move))
 
 
+@case(
+    "status-time-before-year-1",
+    "SCHEMA_INVALID",
+    "a signed status stamped 0001-01-01T00:30:00+01:00, before year 1 in UTC "
+    "(was an internal error before the fix)",
+)
+def _(w: World) -> Probe:
+    about = w.accepted(w.recipient, [w.sender.code])
+    change = _set_text(f"{E}Timestamp", "0001-01-01T00:30:00+01:00")
+    body = build.sign_edited(w.sender.signer, _status(w, w.sender, about), change)
+    return Probe(body, type="status")
+
+
 # Signature attacks: SIGNATURE_INVALID.
 
 

@@ -119,3 +119,27 @@ def test_a_utf16_or_utf32_body_without_declaration_is_malformed(encoding: str) -
 
 def test_a_utf8_byte_order_mark_is_still_utf8() -> None:
     assert outcome(b"\xef\xbb\xbf" + strategies.VALID_DOCUMENTS["edoc"]) == "edoc"
+
+
+def _with_time(kind: str, tag: bytes, value: bytes) -> bytes:
+    body = strategies.VALID_DOCUMENTS[kind]
+    start = body.index(tag) + len(tag)
+    return body[:start] + value + body[body.index(b"<", start) :]
+
+
+@pytest.mark.parametrize("value", [b"0001-01-01T00:30:00+01:00", b"9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize(
+    ("kind", "tag"),
+    [
+        ("status", b"<edXML:Timestamp>"),
+        ("edoc", b"<edXML:Timestamp>"),
+        ("receipt", b"<ReceivedAt>"),
+    ],
+)
+def test_a_time_that_leaves_the_calendar_in_utc_is_schema_invalid(
+    kind: str, tag: bytes, value: bytes
+) -> None:
+    """xs:dateTime allows 0001-01-01T00:30:00+01:00, which is before year 1 in UTC:
+    converting it raised OverflowError, which parse_status let through (the hub then
+    answered "could not process this message", its branch for bugs)."""
+    assert outcome(_with_time(kind, tag, value)) == "SCHEMA_INVALID"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from axis import db, registry
@@ -120,7 +120,13 @@ def messages(draw: st.DrawFn) -> Inbound:
     )
 
 
+_STATUS_BEFORE_YEAR_1 = VALID_DOCUMENTS["status"].replace(
+    b"2026-11-20T01:00:00.000000Z", b"0001-01-01T00:30:00+01:00"
+)
+
+
 @given(messages())
+@example(Inbound(1, _STATUS_BEFORE_YEAR_1, H41, "m-1", "status", "application/xml", NOW))
 def test_check_and_authorize_decide_any_message_without_an_internal_error(
     core: Core, message: Inbound
 ) -> None:
