@@ -329,9 +329,13 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
         pending += [
             (row.receipt_id, row.recipient)
             for row in conn.execute(
-                sa.select(Delivery.receipt_id, Delivery.recipient).where(
-                    Delivery.receipt_id.in_(chunk), Delivery.delivered_at.is_(None)
-                )
+                sa.select(Delivery.receipt_id, Delivery.recipient)
+                .where(Delivery.receipt_id.in_(chunk), Delivery.delivered_at.is_(None))
+                # Two routers confirming the same delivery (a retry routed by each):
+                # the second waits here, then finds it confirmed and records nothing.
+                # In key order, so two confirms never lock rows in opposite orders.
+                .order_by(Delivery.receipt_id, Delivery.recipient)
+                .with_for_update()
             )
             if (row.receipt_id, row.recipient) in published
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -82,6 +84,31 @@ def test_confirm_counts_only_pending_published_deliveries(core) -> None:
         ).all()
     assert [tuple(r) for r in delivered] == [(H29, CONFIRMED_AT), (H41, CONFIRMED_AT)]
     assert core.scalar("SELECT count(*) FROM audit_events WHERE event = 'DELIVERED'") == 2
+
+
+def test_two_routers_confirming_the_same_delivery_at_once_record_one_delivered_event(
+    core,
+) -> None:
+    # Two routers each delivered a copy (a retry reached the other router while the
+    # original was in flight) and confirm at the same moment: one DELIVERED event.
+    _, item = accepted(core, recipients=(H41,))
+    first = core.engine.connect()
+    first.begin()
+    assert record.confirm(first, [item], CONFIRMED_AT) == 1
+    counted: list[int] = []
+
+    def second() -> None:
+        with core.engine.begin() as conn:
+            counted.append(record.confirm(conn, [item], CONFIRMED_AT))
+
+    other = threading.Thread(target=second)
+    other.start()
+    time.sleep(0.5)  # the second is now waiting for the first's transaction
+    first.commit()
+    first.close()
+    other.join(timeout=30)
+    assert counted == [0]
+    assert core.scalar("SELECT count(*) FROM audit_events WHERE event = 'DELIVERED'") == 1
 
 
 def test_confirm_stores_receipts_and_rejections_once_by_kind(core) -> None:
