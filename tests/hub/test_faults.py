@@ -11,24 +11,36 @@ consume their inboxes, and one fault strikes while it flows:
 (e) two routers run at once and one is killed with SIGKILL.
 
 After each run, the account (``faults_support.Run.finish``) must find nothing wrong:
-every accepted document is in every recipient's inbox (a repeat only with the same
-``x-axis-receipt-id``, and counted), every invalid one got its rejection with the
-intended code, the audit chain verifies with its signed heads, RECEIVED, REJECTED
-and DELIVERED events and the deliveries table match what the senders were told and
-what the recipients got, and ``axis.inbound`` is empty: no inbound message was
-acknowledged without its deliveries.
+
+- every accepted document is in every recipient's inbox, byte for byte; a repeat
+  only with the same ``x-axis-receipt-id`` (counted: ``dups``);
+- every invalid document got its rejection with the code it was made for;
+- the audit chain verifies with its signed heads; its RECEIVED, REJECTED and
+  DELIVERED events and the deliveries table match what the senders were told and
+  what the recipients got (one DELIVERED event per delivery);
+- ``axis.inbound`` and the quarantine are empty: every inbound message was
+  acknowledged, and since every document with a RECEIVED event has all its
+  deliveries in the inboxes, none was acknowledged without them.
+
+Each fault adds its own proof: (c) nothing reaches an inbox while the database is
+down; (d) the others receive everything sent while one recipient is stopped,
+before it resumes; (a) and (e) the killed router had accepted documents.
 
 Modes (the size is ``AXIS_FAULT_DOCS`` documents per fault, offered at
 ``AXIS_FAULT_RATE`` documents per second by three senders together):
 
-- CI mode, the default: 600 documents per fault at 200/s;
+- CI mode, the default: 600 documents per fault at 200/s (about 2 minutes for all);
 - full mode, run alone on the machine (the broker restart disturbs every other
-  test using RabbitMQ)::
+  test using RabbitMQ; the test waits up to 10 minutes for other test sessions'
+  connections to close, but not in CI)::
 
       AXIS_FAULT_DOCS=5000 .venv/bin/pytest tests/hub/test_faults.py
 
-The counts table (sent, accepted, rejected, delivered, repeats, lost, chain, time,
-latency) is printed at the end of the module's run.
+The counts table is printed at the end of the module's run: documents sent,
+accepted, rejected, ``rej+`` (a rejected message handled again after a crash or a
+lost connection is rejected again, under a new receipt id: counted, not an error),
+delivered/expected deliveries, ``dups``, lost, the chain, audit events, seconds
+from the first send to the last delivery, and end-to-end latency (send to inbox).
 """
 
 from __future__ import annotations
