@@ -245,6 +245,48 @@ _INSERTS = st.sampled_from(
 
 _ALNUM = b"ABCXYZabcxyz0189+/="
 
+_BOUNDARY_VALUES = st.sampled_from(
+    [
+        "0001-01-01T00:30:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "9999-12-31T23:59:59.999999Z",
+        "2026-02-29",
+        "2024-02-29",
+        "0001-01-01",
+        "9999-12-31",
+        "2026-11-20T24:00:00Z",
+        "2026-11-20T23:59:60Z",
+        "2026-11-20T01:00:00+14:00",
+        "2026-11-20T01:00:00-14:01",
+        "0",
+        "-0",
+        "+1",
+        " 1 ",
+        "4",
+        "5",
+        "99",
+        "2147483648",
+        "1e3",
+        "\u0663",
+        "",
+        " ",
+        "@provinces",
+        "@no-such-group",
+        "000.00.00.G22",
+        "000.00.00.H41",
+        "000.00.00.G22,2026/11/20,101/VPCP-KSTT",
+        "000.00.00.G22,2026/02/30,101/VPCP-KSTT",
+        "000.00.00.G22,2026/11/20,1\u0663/Q\u0110-UBND",
+        "x" * 2001,
+        "base64",
+        "AAAA",
+        "====",
+        "m" * 300,
+        "a|b",
+    ]
+)
+"""Values at the edges of what the XSD admits and Python converts."""
+
 
 @st.composite
 def _position(draw: st.DrawFn, body: bytes) -> int:
@@ -288,7 +330,19 @@ def _tree_mutation(draw: st.DrawFn, body: bytes) -> bytes:
     target = draw(st.sampled_from(elements))
     kind = draw(
         st.sampled_from(
-            ["duplicate", "remove", "text", "attribute", "swap", "comment", "pi", "tail", "cdata"]
+            [
+                "duplicate",
+                "remove",
+                "text",
+                "value",
+                "value",
+                "attribute",
+                "swap",
+                "comment",
+                "pi",
+                "tail",
+                "cdata",
+            ]
         )
     )
     parent = target.getparent()
@@ -296,6 +350,8 @@ def _tree_mutation(draw: st.DrawFn, body: bytes) -> bytes:
         parent.insert(parent.index(target) + draw(st.integers(0, 1)), copy.deepcopy(target))
     elif kind == "remove" and parent is not None:
         parent.remove(target)
+    elif kind == "value" and len(target) == 0:
+        target.text = draw(_BOUNDARY_VALUES)
     elif kind == "text":
         target.text = draw(st.sampled_from(["", " ", (target.text or "") + " ", "X"])) or None
     elif kind == "attribute":
