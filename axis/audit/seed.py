@@ -1,0 +1,910 @@
+"""Synthetic audit history at scale: years of realistic traffic, for benchmarks and drills.
+
+:func:`seed` fills an empty hub database with the documents, deliveries, statuses,
+rejections and revokes/updates/replacements that years of traffic between the
+national agencies would leave, and with the audit events recording them, linked
+by the real chain (:mod:`axis.audit.chain`), so ``axis audit verify`` passes and
+every table agrees with the trail. The history is a simulation, not a replay:
+
+- documents arrive on working days, mostly in office hours (Vietnam time), from
+  senders weighted by how much they write (the Government Office most), to one to
+  a few agencies, sometimes to ``@provinces`` or ``@ministries``;
+- each recipient acknowledges (01) within seconds to hours, then accepts (03),
+  assigns (04/05) and completes (06) in office hours, each agency at its own pace,
+  so some are reliably late and some documents pass their due date unfinished;
+- a few messages are rejected (signature, schema, certificate, recipient...), a
+  few documents are revoked, updated or replaced by a later one from their sender.
+
+Rows are written in large chunks (``executemany`` on SQLite, ``COPY`` on
+PostgreSQL) with the bulk tables' secondary indexes dropped, then rebuilt once at
+the end, which is several times faster than maintaining them row by row.
+Deterministic for a given ``seed`` and ``end``. Receipts and archived bodies are
+not made: the history is the hub's records and trail, not the messages themselves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from axis import registry
+from axis.admin import read_agencies_csv
+from axis.audit import store
+from axis.audit.chain import GENESIS, canonical_detail, digest, link_hash
+from axis.models import Agency, AuditEvent, AuditHead, ChainHead, Delivery, Document, Status, table
+from axis.receipts import ReceiptWriter
+from schemas.samples import SUBJECTS, abbreviation
+
+AGENCIES_CSV = Path(__file__).resolve().parent.parent / "data" / "agencies.csv"
+
+_US = 1_000_000
+_HOUR = 3600 * _US
+_DAY = 24 * _HOUR
+_VIETNAM_US = 7 * _HOUR
+"""Vietnam's offset: UTC+7, with no daylight saving since 1975."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+BULK_TABLES = ("audit_events", "documents", "statuses", "deliveries")
+"""The tables :func:`seed` fills, whose secondary indexes it drops and rebuilds."""
+
+_EVENT_COLUMNS = (
+    "seq",
+    "at",
+    "event",
+    "receipt_id",
+    "document_id",
+    "sender",
+    "recipient",
+    "code",
+    "detail",
+    "hash",
+)
+_DOCUMENT_COLUMNS = (
+    "document_id",
+    "receipt_id",
+    "message_id",
+    "sender",
+    "sha256",
+    "size",
+    "received_at",
+    "audit_seq",
+    "subject",
+    "doc_type",
+    "priority",
+    "steering_type",
+    "due_date",
+    "business_type",
+    "acts_on",
+    "state",
+)
+_STATUS_COLUMNS = (
+    "receipt_id",
+    "message_id",
+    "document_id",
+    "sender",
+    "code",
+    "sha256",
+    "stated_at",
+    "received_at",
+    "audit_seq",
+)
+_DELIVERY_COLUMNS = ("receipt_id", "recipient", "delivered_at")
+
+_REJECTIONS: tuple[tuple[str, float, str], ...] = (
+    ("SIGNATURE_INVALID", 0.30, "the signature value does not verify"),
+    ("SCHEMA_INVALID", 0.20, "element 'Subject': this element is not expected"),
+    ("CERT_EXPIRED", 0.14, "the signing certificate expired"),
+    ("UNKNOWN_RECIPIENT", 0.14, "recipient {code} is not a registered agency"),
+    ("DUPLICATE_CONFLICT", 0.10, "a different document with this DocumentId was accepted"),
+    ("MALFORMED", 0.05, "not well-formed XML: premature end of data"),
+    ("TOO_LARGE", 0.04, "the message exceeds the hub's size limit"),
+    ("CERT_REVOKED", 0.03, "the signing certificate is revoked"),
+)
+_BUSINESS = ((1, "REVOKED", "revoked", 0.4), (2, "UPDATED", "updated", 0.4))
+_REPLACE = (3, "REPLACED", "replaced")
+_BUSINESS_REASONS = {
+    1: "Thu hồi do gửi nhầm nơi nhận",
+    2: "Cập nhật thông tin về thời hạn thực hiện",
+    3: "Thay thế do sai sót về thể thức văn bản",
+}
+_PRIORITIES = ((0, 0.85), (1, 0.10), (2, 0.03), (3, 0.015), (4, 0.005))
+_PLACES = ("Hà Nội", "Nghệ An", "Đà Nẵng", "Cần Thơ", "Thành phố Hồ Chí Minh", "Quảng Ninh")
+
+
+class SeedError(Exception):
+    """The database cannot be seeded (its audit trail is not empty, or bad options)."""
+
+
+@dataclass(frozen=True)
+class SeedAgency:
+    """An agency of the simulated history."""
+
+    code: str
+    name: str
+    name_en: str
+    kind: str
+
+
+def load_agencies(path: str | Path | None = None) -> list[SeedAgency]:
+    """The agencies of an agencies CSV (default: the 95 of ``axis/data/agencies.csv``)."""
+    rows = read_agencies_csv(path or AGENCIES_CSV)
+    return [SeedAgency(r["code"], r["name"], r["name_en"], r["kind"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class SeedOptions:
+    """What history to make."""
+
+    events: int
+    """How many audit events: the history stops at this many, or at ``end`` if it comes
+    first (the rate of arrivals is steered to reach it just before ``end``)."""
+    years: float = 3.0
+    """How far back the history starts, before ``end``."""
+    end: datetime | None = None
+    """About when the history ends (default now); the last events fall a little before."""
+    seed: int = 1
+    """The random generator's seed: the same seed and end give the same history."""
+    chunk: int = 50_000
+    """Audit events per write (with the rows they bring)."""
+
+
+@dataclass
+class SeedReport:
+    """What :func:`seed` wrote and how long it took."""
+
+    events: int = 0
+    documents: int = 0
+    statuses: int = 0
+    deliveries: int = 0
+    rejections: int = 0
+    business: int = 0
+    """Revokes, updates and replacements (documents acting on an earlier one)."""
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    last_seq: int = 0
+    last_hash: str = GENESIS
+    load_seconds: float = 0.0
+    """Simulating, hashing and writing the rows."""
+    index_seconds: float = 0.0
+    """Rebuilding the indexes and refreshing the planner's statistics."""
+
+    @property
+    def seconds(self) -> float:
+        """The whole seeding time."""
+        return self.load_seconds + self.index_seconds
+
+
+class _Doc:
+    __slots__ = ("document_id", "ended", "receipt_id", "sender")
+
+    def __init__(self, document_id: str, sender: str, receipt_id: str) -> None:
+        self.document_id = document_id
+        self.sender = sender
+        self.receipt_id = receipt_id
+        self.ended = False
+
+
+class _Full(Exception):
+    """The history has all the events it was asked for."""
+
+
+_DELIVER_EDOC, _STATUS, _DELIVER_STATUS, _FOLLOW_UP = range(4)
+_WEIGHT = (1, 2, 1, 20)
+"""Events an action brings: a status is delivered too; a follow-up is a new document."""
+
+
+def _sql_time(us: int) -> str:
+    """How SQLAlchemy stores a UTC time in SQLite (and PostgreSQL reads it in COPY)."""
+    return (_NAIVE_EPOCH + timedelta(microseconds=us)).isoformat(" ", "microseconds")
+
+
+def _wire_time(us: int) -> str:
+    """:func:`axis.audit.chain.format_time` of the moment ``us``, without strftime's cost."""
+    return (_NAIVE_EPOCH + timedelta(microseconds=us)).isoformat("T", "microseconds") + "Z"
+
+
+def _local_day(us: int) -> int:
+    """Days since 1970-01-01 in Vietnam time."""
+    return (us + _VIETNAM_US) // _DAY
+
+
+class _History:
+    """The simulation: documents in time order, and a heap of what happens to them later.
+
+    ``emit`` receives each audit event in chain order; the row callbacks receive the
+    documents, statuses and deliveries rows as the events that create them are emitted.
+    """
+
+    def __init__(
+        self,
+        agencies: Sequence[SeedAgency],
+        rng: random.Random,
+        emit: Callable[..., int],
+        *,
+        limit: int,
+        end: int = 2**62,
+        on_document: Callable[[tuple[Any, ...]], None] = lambda row: None,
+        on_status: Callable[[tuple[Any, ...]], None] = lambda row: None,
+        on_delivery: Callable[[tuple[Any, ...]], None] = lambda row: None,
+        on_state: Callable[[str, str], None] = lambda document_id, state: None,
+    ) -> None:
+        if len(agencies) < 3:
+            raise SeedError("the history needs at least three agencies")
+        self.rng = rng
+        self.emit = emit
+        self.limit = limit
+        self.end = end
+        """Nothing happens at or after this moment: it is the future."""
+        self.count = 0
+        self.on_document = on_document
+        self.on_status = on_status
+        self.on_delivery = on_delivery
+        self.on_state = on_state
+        self.codes = [a.code for a in agencies]
+        self.provinces = [a.code for a in agencies if a.kind == "province"]
+        self.ministries = [a.code for a in agencies if a.kind in ("ministry", "government-agency")]
+        weight = {"party": 1.5, "ministry": 1.6, "government-agency": 1.0, "province": 0.8}
+        self.sender_weights = [
+            12.0 if a.code == "000.00.00.G22" else weight.get(a.kind, 1.0) for a in agencies
+        ]
+        # Each agency works at its own pace (a delay multiplier) and makes its own share
+        # of mistakes, so the overdue list and the rejections name the same few often.
+        self.pace = {c: math.exp(rng.gauss(0.0, 0.45)) for c in self.codes}
+        self.sloppiness = {c: math.exp(rng.gauss(0.0, 0.8)) for c in self.codes}
+        self.numbers: dict[tuple[str, int], int] = {}
+        self.heap: list[tuple[int, int, int, Any]] = []
+        self.tick = 0
+        self.in_flight = 0
+        """About how many events the scheduled actions will emit."""
+
+    def _push(self, at: int, action: int, payload: Any) -> None:
+        self.tick += 1
+        if at < self.end:
+            self.in_flight += _WEIGHT[action]
+        heapq.heappush(self.heap, (at, self.tick, action, payload))
+
+    def _room(self, events: int) -> None:
+        if self.count + events > self.limit:
+            raise _Full
+        self.count += events
+
+    def _uuid(self) -> str:
+        """A random (version 4) UUID from the seeded generator."""
+        n = self.rng.getrandbits(128)
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[n & 3]}{h[17:20]}-{h[20:]}"
+
+    def _hex256(self) -> str:
+        return f"{self.rng.getrandbits(256):064x}"
+
+    def _office_hours(self, us: int) -> int:
+        """``us`` in office hours (Mon–Fri 7:30–17:00 Vietnam), else soon after the next opening."""
+        local = us + _VIETNAM_US
+        day, in_day = divmod(local, _DAY)
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
+        opening, closing = 7 * _HOUR + 30 * 60 * _US, 17 * _HOUR
+        if weekday < 5 and opening <= in_day < closing:
+            return us
+        if not (weekday < 5 and in_day < opening):
+            day += 1
+            while (day + 3) % 7 >= 5:
+                day += 1
+        start = day * _DAY + opening - _VIETNAM_US
+        return start + int(self.rng.random() * 2 * _HOUR)
+
+    def _lognormal(self, median_us: float, sigma: float) -> int:
+        return int(median_us * math.exp(self.rng.gauss(0.0, sigma)))
+
+    def run_until(self, at: int) -> None:
+        """Process everything that happens before ``at``."""
+        heap = self.heap
+        at = min(at, self.end)
+        while heap and heap[0][0] < at:
+            when, _, action, payload = heapq.heappop(heap)
+            self.in_flight -= _WEIGHT[action]
+            if action == _DELIVER_EDOC:
+                doc, recipient = payload
+                self._room(1)
+                self.emit(when, "DELIVERED", doc.receipt_id, doc.document_id, doc.sender, recipient)
+                self.on_delivery((doc.receipt_id, recipient, _sql_time(when)))
+            elif action == _STATUS:
+                self._status(when, *payload)
+            elif action == _DELIVER_STATUS:
+                doc, by, code, receipt_id = payload
+                self._room(1)
+                self.emit(when, "DELIVERED", receipt_id, doc.document_id, by, doc.sender, code)
+                self.on_delivery((receipt_id, doc.sender, _sql_time(when)))
+            else:
+                original, recipients, business = payload
+                self.document(when, original.sender, recipients, acts_on=(original, business))
+
+    def undelivered(self) -> Iterator[tuple[str, str]]:
+        """Deliveries whose message was recorded but whose broker confirm had not come yet."""
+        for _, _, action, payload in self.heap:
+            if action == _DELIVER_EDOC:
+                doc, recipient = payload
+                yield doc.receipt_id, recipient
+            elif action == _DELIVER_STATUS:
+                doc, _by, _code, receipt_id = payload
+                yield receipt_id, doc.sender
+
+    def _status(self, at: int, doc: _Doc, by: str, code: str) -> None:
+        if doc.ended:
+            return  # revoked, updated or replaced: nobody works on it any more
+        self._room(1)
+        receipt_id, message_id, sha256 = self._uuid(), self._uuid(), self._hex256()
+        size = 2800 + self.rng.randrange(900)
+        stated = at - 200_000 - self.rng.randrange(5 * _US)
+        # canonical_detail() of these five plain values, written out: statuses are
+        # a third of all events (a test checks the two agree).
+        detail = (
+            f'{{"message_id":"{message_id}","sha256":"{sha256}","size":{size},'
+            f'"stated_at":"{_wire_time(stated)}","type":"status"}}'
+        )
+        seq = self.emit(
+            at, "STATUS", receipt_id, doc.document_id, by, doc.sender, code, detail=detail
+        )
+        self.on_status(
+            (
+                receipt_id,
+                message_id,
+                doc.document_id,
+                by,
+                code,
+                sha256,
+                _sql_time(stated),
+                _sql_time(at),
+                seq,
+            )
+        )
+        self._push(
+            at + 8_000 + self.rng.randrange(150_000), _DELIVER_STATUS, (doc, by, code, receipt_id)
+        )
+
+    def _recipients(self, sender: str) -> list[str]:
+        rng = self.rng
+        roll = rng.random()
+        group: list[str] | None = None
+        if sender == "000.00.00.G22" and roll < 0.12:
+            group = self.provinces if rng.random() < 0.7 else self.ministries
+        elif roll < 0.012:
+            group = self.provinces if rng.random() < 0.5 else self.ministries
+        if group:
+            chosen = [c for c in group if c != sender]
+            if chosen:
+                return chosen
+        count = 1 if roll < 0.7 else 2 if roll < 0.85 else rng.randint(3, 6)
+        chosen = set()
+        while len(chosen) < count:
+            code = rng.choice(self.codes)
+            if code != sender:
+                chosen.add(code)
+        return sorted(chosen)
+
+    def _choose(self, options: Sequence[tuple[Any, float]]) -> Any:
+        roll = self.rng.random()
+        for value, share in options:
+            roll -= share
+            if roll < 0:
+                return value
+        return options[-1][0]
+
+    def _subject(self, received_day: int) -> str:
+        rng = self.rng
+        subject = rng.choice(SUBJECTS)
+        roll = rng.random()
+        if roll < 0.25:
+            subject += f" tại {rng.choice(_PLACES)}"
+        elif roll < 0.4:
+            year = (_EPOCH + timedelta(days=received_day)).year
+            subject += f" năm {year}"
+        return subject
+
+    def reject(self, at: int, sender: str) -> None:
+        """A message the hub refused: a REJECTED event and nothing else."""
+        self._room(1)
+        code, reason = self._choose([((c, r), share) for c, share, r in _REJECTIONS])
+        if "{code}" in reason:
+            reason = reason.format(code=f"000.00.00.X{self.rng.randrange(10, 99)}")
+        message_id, sha256 = self._uuid(), self._hex256()
+        document_id = None if code in ("MALFORMED", "TOO_LARGE") else self._document_id(sender, at)
+        detail = canonical_detail(
+            {
+                "message_id": message_id,
+                "sha256": sha256,
+                "size": self._lognormal(90_000, 1.0) + 4000,
+                "reason": reason,
+                "type": "edoc",
+            }
+        )
+        self.emit(at, "REJECTED", self._uuid(), document_id, sender, None, code, detail=detail)
+
+    def _document_id(self, sender: str, at: int) -> str:
+        local = _EPOCH + timedelta(microseconds=at + _VIETNAM_US)
+        key = (sender, local.year)
+        number = self.numbers.get(key, 0) + 1
+        self.numbers[key] = number
+        return f"{sender},{local:%Y/%m/%d},{number}/{abbreviation(sender)}-VP"
+
+    def arrive(self, at: int) -> None:
+        """Something reaches the hub at ``at``: usually a new document, sometimes a rejected one."""
+        sender = self.rng.choices(self.codes, self.sender_weights)[0]
+        if self.rng.random() < 0.012 * self.sloppiness[sender]:
+            self.reject(at, sender)
+        else:
+            self.document(at, sender, self._recipients(sender))
+
+    def document(
+        self,
+        at: int,
+        sender: str,
+        recipients: list[str],
+        *,
+        acts_on: tuple[_Doc, tuple[int, str, str]] | None = None,
+    ) -> None:
+        """A new document accepted at ``at``: its RECEIVED event, and its future scheduled."""
+        rng = self.rng
+        self._room(2 if acts_on else 1)
+        receipt_id, message_id, sha256 = self._uuid(), self._uuid(), self._hex256()
+        document_id = self._document_id(sender, at)
+        size = self._lognormal(150_000, 1.0) + 6000
+        detail = canonical_detail(
+            {
+                "message_id": message_id,
+                "recipients": recipients,
+                "sha256": sha256,
+                "size": size,
+                "skipped": [],
+                "type": "edoc",
+            }
+        )
+        seq = self.emit(at, "RECEIVED", receipt_id, document_id, sender, None, None, detail=detail)
+        business_type, acts_on_id = 0, None
+        if acts_on:
+            original, (business_type, event, state) = acts_on
+            acts_on_id = original.document_id
+            reason = _BUSINESS_REASONS[business_type]
+            self.emit(
+                at,
+                event,
+                receipt_id,
+                original.document_id,
+                sender,
+                None,
+                None,
+                detail=canonical_detail({"by": document_id, "reason": reason}),
+            )
+            original.ended = True
+            self.on_state(original.document_id, state)
+        day = _local_day(at)
+        due: date | None = None
+        if not acts_on and rng.random() < 0.35:
+            due = date(1970, 1, 1) + timedelta(days=day + rng.randint(5, 30))
+        directive = len(recipients) > 6 and sender == "000.00.00.G22"
+        self.on_document(
+            (
+                document_id,
+                receipt_id,
+                message_id,
+                sender,
+                sha256,
+                size,
+                _sql_time(at),
+                seq,
+                self._subject(day),
+                rng.randint(1, 7),
+                self._choose(_PRIORITIES),
+                2 if directive else 1,
+                due.isoformat() if due else None,
+                business_type,
+                acts_on_id,
+                "active",
+            )
+        )
+        doc = _Doc(document_id, sender, receipt_id)
+        deadline = None
+        if due is not None:
+            deadline = (due.toordinal() - date(1970, 1, 1).toordinal() + 1) * _DAY - _VIETNAM_US
+        for recipient in recipients:
+            delivered = at + 15_000 + rng.randrange(250_000)
+            self._push(delivered, _DELIVER_EDOC, (doc, recipient))
+            self._plan_statuses(doc, recipient, delivered, deadline)
+        if not acts_on and rng.random() < 0.01:
+            business = self._choose(
+                [((t, e, s), share) for t, e, s, share in _BUSINESS] + [(_REPLACE, 0.2)]
+            )
+            later = self._office_hours(at + self._lognormal(1.5 * _DAY, 1.0))
+            self._push(later, _FOLLOW_UP, (doc, recipients, business))
+
+    def _plan_statuses(self, doc: _Doc, by: str, delivered: int, deadline: int | None) -> None:
+        """When ``by`` will say 01, 03, 04, 05, 06 (or 02) about ``doc``, at its own pace."""
+        rng, pace = self.rng, self.pace[by]
+        if rng.random() < 0.012 * pace:
+            return  # never acknowledged: the agency's system did not take it in
+        at = delivered + 50_000 + self._lognormal(40 * _US * pace, 1.6)
+        self._push(at, _STATUS, (doc, by, "01"))
+        if rng.random() < 0.008:
+            self._push(
+                self._office_hours(at + self._lognormal(3 * _HOUR, 1.0)), _STATUS, (doc, by, "02")
+            )
+            return
+        if rng.random() < 0.12:
+            return  # taken in, then nothing more said
+        at = self._office_hours(at + self._lognormal(4 * _HOUR * pace, 1.0))
+        self._push(at, _STATUS, (doc, by, "03"))
+        if rng.random() < 0.3:
+            at = self._office_hours(at + self._lognormal(_DAY * pace, 0.8))
+            self._push(at, _STATUS, (doc, by, "04"))
+        if rng.random() < 0.15:
+            return
+        at = self._office_hours(at + self._lognormal(_DAY * pace, 0.8))
+        self._push(at, _STATUS, (doc, by, "05"))
+        if deadline is not None:
+            if rng.random() < 0.04 * pace:
+                return  # never completed: overdue for ever
+            planned = delivered + int(
+                (deadline - delivered) * math.exp(rng.gauss(math.log(0.6 * pace), 0.5))
+            )
+            done = self._office_hours(max(planned, at + 10 * 60 * _US))
+        else:
+            if rng.random() < 0.4:
+                return
+            done = self._office_hours(at + self._lognormal(3 * _DAY * pace, 1.0))
+        self._push(done, _STATUS, (doc, by, "06"))
+
+
+def _arrivals(
+    rng: random.Random, start: int, per_weekday: Callable[[int], float]
+) -> Iterator[tuple[int, bool]]:
+    """Arrival times from ``start`` on, each ``(at, True)``, and ``(end of day, False)``.
+
+    Office hours on working days, a trickle otherwise; ``per_weekday(day)`` is the
+    mean number of arrivals on a working day, asked each day.
+    """
+    day = _local_day(start)
+    while True:
+        weekday = (day + 3) % 7
+        rate = per_weekday(day) * (1.0 if weekday < 5 else 0.08 if weekday == 5 else 0.03)
+        count = max(0, round(rng.gauss(rate, math.sqrt(rate)))) if rate > 0 else 0
+        base = day * _DAY - _VIETNAM_US
+        times = []
+        for _ in range(count):
+            if rng.random() < 0.88:
+                offset = 7 * _HOUR + 30 * 60 * _US + rng.randrange(int(9.5 * _HOUR))
+            else:
+                offset = 6 * _HOUR + rng.randrange(16 * _HOUR)
+            times.append(base + offset)
+        times.sort()
+        for at in times:
+            if at >= start:
+                yield at, True
+        day += 1
+        yield day * _DAY - _VIETNAM_US, False
+
+
+def events_per_document(
+    agencies: Sequence[SeedAgency], seed: int = 1, sample: int = 20_000
+) -> float:
+    """The simulation's mean number of audit events per arrival, measured on a sample."""
+    rng = random.Random(seed ^ 0x5EED)
+    history = _History(agencies, rng, lambda *a, **k: 0, limit=10**12)
+    at = 1_700_000_000 * _US
+    for _ in range(sample):
+        at += 60 * _US
+        history.run_until(at)
+        history.arrive(at)
+    history.run_until(at + 3650 * _DAY)
+    return history.count / sample
+
+
+def _rows_in_text_copy(rows: Sequence[tuple[Any, ...]]) -> bytes:
+    """``rows`` in PostgreSQL's COPY text format."""
+    out = []
+    for row in rows:
+        fields = []
+        for value in row:
+            if value is None:
+                fields.append("\\N")
+            elif isinstance(value, str):
+                fields.append(
+                    value.replace("\\", "\\\\")
+                    .replace("\t", "\\t")
+                    .replace("\n", "\\n")
+                    .replace("\r", "\\r")
+                )
+            else:
+                fields.append(str(value))
+        out.append("\t".join(fields))
+    out.append("")
+    return "\n".join(out).encode("utf-8")
+
+
+class _Writer:
+    """Bulk rows into the four tables, on the dialect's fastest path."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self.raw = engine.raw_connection()
+        self.dbapi: Any = self.raw.driver_connection
+        if not self.postgres:
+            cursor = self.dbapi.cursor()
+            # A seeded history is rebuilt if the machine fails half-way: no fsync per chunk.
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA cache_size=-262144")
+            cursor.close()
+
+    def indexes(self) -> list[sa.Index]:
+        found = []
+        for name in BULK_TABLES:
+            found += sorted(table_of(name).indexes, key=lambda ix: str(ix.name))
+        return found
+
+    def execute(self, sql: str) -> None:
+        cursor = self.dbapi.cursor()
+        cursor.execute(sql)
+        cursor.close()
+
+    def begin(self) -> None:
+        if not self.postgres:
+            self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.dbapi.commit() if self.postgres else self.execute("COMMIT")
+
+    def write(self, name: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        cursor = self.dbapi.cursor()
+        if self.postgres:
+            with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+                copy.write(_rows_in_text_copy(rows))
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", rows)
+        cursor.close()
+
+    def drop_indexes(self) -> None:
+        self.begin()
+        for index in self.indexes():
+            self.execute(f"DROP INDEX IF EXISTS {index.name}")
+        self.commit()
+
+    def create_indexes(self) -> None:
+        if self.postgres:
+            self.execute("SET maintenance_work_mem = '1GB'")
+        self.begin()
+        for index in self.indexes():
+            columns = ", ".join(str(c.name) for c in index.columns)
+            self.execute(f"CREATE INDEX IF NOT EXISTS {index.name} ON {index.table} ({columns})")
+        self.commit()
+
+    def analyze(self) -> None:
+        if self.postgres:
+            self.dbapi.autocommit = True
+            try:
+                # VACUUM sets the visibility map, so index-only scans work on the new rows.
+                for name in BULK_TABLES:
+                    self.execute(f"VACUUM (ANALYZE) {name}")
+            finally:
+                self.dbapi.autocommit = False
+        else:
+            self.execute("PRAGMA analysis_limit=1000")
+            self.execute("ANALYZE")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def table_of(name: str) -> sa.Table:
+    """The Core table named ``name`` among the bulk tables."""
+    models = {"audit_events": AuditEvent, "documents": Document, "statuses": Status}
+    return table(models.get(name, Delivery))
+
+
+def _check_empty(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        seq, _ = store.head(conn)
+        rows = sum(
+            conn.execute(sa.select(sa.func.count()).select_from(table_of(name))).scalar_one()
+            for name in BULK_TABLES
+        )
+    if seq or rows:
+        raise SeedError(
+            "the database already has an audit trail or documents: seed an empty hub database"
+        )
+
+
+def seed(
+    engine: sa.Engine,
+    options: SeedOptions,
+    agencies: Sequence[SeedAgency] | None = None,
+    *,
+    writer: ReceiptWriter | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SeedReport:
+    """Fill the empty database of ``engine`` with ``options.events`` events of history.
+
+    Registers the agencies that are missing, and with ``writer`` (the hub's receipt
+    writer) signs the final chain head, as the router would. ``progress`` is called
+    with the number of events written after each chunk. Raises :class:`SeedError`
+    when the database already holds an audit trail.
+    """
+    if options.events < 1:
+        raise SeedError("the number of events must be at least 1")
+    if options.years <= 0:
+        raise SeedError("the history must span some time (years > 0)")
+    agencies = list(agencies or load_agencies())
+    _check_empty(engine)
+    end = options.end or datetime.now(UTC)
+    end_us = (end - _EPOCH) // timedelta(microseconds=1)
+    start_us = end_us - int(options.years * 365.25 * _DAY)
+    rng = random.Random(options.seed)
+    per_arrival = events_per_document(
+        agencies, options.seed, sample=min(20_000, max(1000, options.events // 50))
+    )
+    end_day = _local_day(end_us)
+
+    report = SeedReport()
+    out = _Writer(engine)
+    events: list[tuple[Any, ...]] = []
+    documents: list[tuple[Any, ...]] = []
+    statuses: list[tuple[Any, ...]] = []
+    deliveries: list[tuple[Any, ...]] = []
+    states: list[tuple[str, str]] = []
+    seq, previous = 0, GENESIS
+
+    def emit(
+        at: int,
+        kind: str,
+        receipt_id: str | None,
+        document_id: str | None,
+        sender: str | None,
+        recipient: str | None = None,
+        code: str | None = None,
+        *,
+        detail: str = "{}",
+    ) -> int:
+        nonlocal seq, previous
+        seq += 1
+        moment = _EPOCH + timedelta(microseconds=at)
+        previous = link_hash(
+            previous,
+            digest(seq, moment, kind, receipt_id, document_id, sender, recipient, code, detail),
+        )
+        events.append(
+            (
+                seq,
+                moment.replace(tzinfo=None).isoformat(" ", "microseconds"),
+                kind,
+                receipt_id,
+                document_id,
+                sender,
+                recipient,
+                code,
+                detail,
+                previous,
+            )
+        )
+        if kind == "REJECTED":
+            report.rejections += 1
+        return seq
+
+    def flush() -> None:
+        out.begin()
+        out.write("audit_events", _EVENT_COLUMNS, events)
+        out.write("documents", _DOCUMENT_COLUMNS, documents)
+        out.write("statuses", _STATUS_COLUMNS, statuses)
+        out.write("deliveries", _DELIVERY_COLUMNS, deliveries)
+        out.commit()
+        report.events += len(events)
+        report.documents += len(documents)
+        report.statuses += len(statuses)
+        report.deliveries += len(deliveries)
+        for rows in (events, documents, statuses, deliveries):
+            rows.clear()
+        if progress:
+            progress(report.events)
+
+    history = _History(
+        agencies,
+        rng,
+        emit,
+        limit=options.events,
+        end=end_us,
+        on_document=documents.append,
+        on_status=statuses.append,
+        on_delivery=deliveries.append,
+        on_state=lambda document_id, state: states.append((state, document_id)),
+    )
+
+    def per_weekday(day: int) -> float:
+        # Steered each day by what is left to make, so the history ends near ``end``
+        # whatever the sample said (a directive to 63 provinces is 400 events).
+        working_days = max(1.0, (end_day - day) * (5 + 0.08 + 0.03) / 7)
+        left = options.events - history.count - history.in_flight
+        return max(0.0, left / per_arrival / working_days)
+
+    started = time.perf_counter()
+    out.drop_indexes()
+    try:
+        try:
+            for at, arrival in _arrivals(rng, start_us, per_weekday):
+                if at >= end_us:
+                    history.run_until(end_us)
+                    break
+                history.run_until(at)
+                if arrival:
+                    history.arrive(at)
+                if len(events) >= options.chunk:
+                    flush()
+        except _Full:
+            pass
+        deliveries.extend((rid, recipient, None) for rid, recipient in history.undelivered())
+        flush()
+        out.begin()
+        if states:
+            cursor = out.dbapi.cursor()
+            mark = "%s" if out.postgres else "?"
+            cursor.executemany(
+                f"UPDATE documents SET state = {mark} WHERE document_id = {mark}", states
+            )
+            cursor.close()
+        out.commit()
+        report.load_seconds = time.perf_counter() - started
+    finally:
+        started = time.perf_counter()
+        out.create_indexes()
+    out.analyze()
+    out.close()
+    report.index_seconds = time.perf_counter() - started
+    report.business = len(states)
+    report.last_seq, report.last_hash = seq, previous
+    with engine.begin() as conn:
+        _register(conn, agencies, _EPOCH + timedelta(microseconds=start_us))
+        conn.execute(
+            table(AuditHead).update().where(AuditHead.id == 1).values(seq=seq, hash=previous)
+        )
+        if seq:
+            first, last = conn.execute(
+                sa.select(sa.func.min(AuditEvent.at), sa.func.max(AuditEvent.at))
+            ).one()
+            report.first_at, report.last_at = first, last
+        if writer is not None and seq:
+            signed_at = datetime.now(UTC)
+            body = writer.chain_head(seq=seq, chain_hash=previous, signed_at=signed_at)
+            conn.execute(
+                sa.insert(ChainHead).values(seq=seq, hash=previous, signed_at=signed_at, body=body)
+            )
+    return report
+
+
+def _register(conn: sa.Connection, agencies: Sequence[SeedAgency], at: datetime) -> None:
+    """Register the history's agencies that the registry does not have yet."""
+    known = set(conn.execute(sa.select(Agency.code)).scalars())
+    rows = [
+        {
+            "code": a.code,
+            "name": a.name,
+            "name_en": a.name_en or None,
+            "kind": a.kind,
+            "state": "active",
+            "created_at": at,
+            "updated_at": at,
+        }
+        for a in agencies
+        if a.code not in known
+    ]
+    if rows:
+        conn.execute(table(Agency).insert(), rows)
+        registry.bump(conn)
