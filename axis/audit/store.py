@@ -9,14 +9,20 @@ SQLite the writer's ``BEGIN IMMEDIATE`` already serializes; on PostgreSQL the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+import enum
+import hashlib
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from axis.audit.chain import GENESIS, Break, Event, Link, chain, verify_links
+from axis.audit.chain import GENESIS, Break, Event, Link, chain, link_digest
 from axis.models import AuditEvent, AuditHead, ChainHead, table
 
 _EVENTS = table(AuditEvent)
@@ -121,6 +127,254 @@ def iter_links(conn: Connection, *, start: int = 1, page: int = 20_000) -> Itera
         start = rows[-1].seq + 1
 
 
+STREAM_CHUNK = 50_000
+"""Rows fetched per round trip when streaming the chain (a server-side cursor on PostgreSQL)."""
+
+_TEXT_COLUMNS = ("event", "receipt_id", "document_id", "sender", "recipient", "code", "detail")
+
+# The canonical form of an event (:func:`axis.audit.chain.digest`) is a JSON array,
+# which both databases can write themselves: their JSON string escaping is Python's
+# with ensure_ascii=False (``"`` ``\`` and \b \f \n \r \t escaped short, other
+# controls as lowercase \u00XX, everything else as is), integers and NULL are the
+# same, and the time is the storage text rearranged. A row whose time is not in the
+# storage format gets a NULL form and takes the reference path alone
+# (:func:`_reference_digest`). SQLite's text columns cannot hold numbers (TEXT
+# affinity converts them); a BLOB makes json_array fail, and the rest of the run
+# then takes the reference path (:func:`_check_run`).
+_SQLITE_STREAM = (
+    "SELECT seq, CASE WHEN at GLOB '[1-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] "
+    "[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]' "
+    "THEN CAST(json_array(seq, substr(at, 1, 10) || 'T' || substr(at, 12) || 'Z', "
+    + ", ".join(_TEXT_COLUMNS)
+    + ") AS BLOB) END, hash FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq"
+)
+"""(seq, the canonical form as UTF-8 bytes or NULL, hash): Python hashes the form."""
+_POSTGRES_STREAM = (
+    "SELECT seq, sha256(convert_to(concat('[', seq, ',\"', "
+    """to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '",', """
+    + ", ',', ".join(f"coalesce(to_json({c})::text, 'null')" for c in _TEXT_COLUMNS)
+    + ", ']'), 'UTF8')), hash FROM audit_events WHERE seq >= %s AND seq <= %s ORDER BY seq"
+)
+"""(seq, the event's digest or NULL, hash): the server hashes the form, on its own core."""
+_LAST = 2**63 - 1
+
+RawRow = tuple[Any, ...]
+"""(seq, the event's canonical form or digest, hash) as a stream gives them; see :func:`_stream`."""
+Chunks = Generator[Sequence[RawRow], None, None]
+
+
+class _Form(enum.Enum):
+    CANONICAL = "canonical"
+    """The second value is the canonical form (bytes) or None."""
+    DIGEST = "digest"
+    """The second value is the digest (bytes), None, or why the event cannot be read (str)."""
+
+
+def _stream(
+    conn: Connection, first: int, last: int, *, reference: bool = False
+) -> tuple[_Form, Chunks]:
+    """The rows with ``first <= seq <= last`` in order, in chunks, straight from the driver.
+
+    Skipping SQLAlchemy's per-row work and having the database write each event's
+    canonical form is what makes verification fast; ``reference`` reads typed rows
+    and digests them in Python instead (any database; slow). Everything is read in
+    the connection's transaction (begun here if need be).
+    """
+    if not conn.in_transaction():
+        conn.begin()  # the driver's cursors below read inside SQLAlchemy's transaction
+    dialect = conn.dialect.name
+    driver: Any = conn.connection.driver_connection
+    if not reference and dialect == "sqlite":
+        return _Form.CANONICAL, _driver_chunks(driver.cursor(), _SQLITE_STREAM, first, last)
+    if not reference and dialect == "postgresql" and conn.dialect.driver == "psycopg":
+        # A named cursor is a server-side cursor: memory stays flat over any length.
+        cursor = driver.cursor(name=f"axis_audit_{secrets.token_hex(4)}")
+        return _Form.DIGEST, _prefetched(_driver_chunks(cursor, _POSTGRES_STREAM, first, last))
+    return _Form.DIGEST, _reference_chunks(conn, first, last)
+
+
+def _driver_chunks(cursor: Any, sql: str, first: int, last: int) -> Chunks:
+    try:
+        cursor.execute(sql, (first, last))
+        while chunk := cursor.fetchmany(STREAM_CHUNK):
+            yield chunk
+    finally:
+        cursor.close()
+
+
+_DONE = object()
+
+
+def _prefetched(chunks: Chunks) -> Chunks:
+    """``chunks``, the next one fetched by a thread while the caller checks this one.
+
+    On PostgreSQL the server writes and hashes each event's canonical form; with the
+    fetch in a thread, that work overlaps the checking here instead of alternating
+    with it (psycopg releases the GIL while it waits for the server).
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                ready.put(chunk)
+            ready.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+        finally:
+            chunks.close()
+
+    thread = threading.Thread(target=produce, name="axis-audit-fetch", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting to hand over a chunk
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        thread.join()
+
+
+_PLAIN_STREAM = (
+    f"SELECT {', '.join(_COLUMNS)} FROM audit_events "
+    "WHERE seq >= :first AND seq <= :last ORDER BY seq"
+)
+
+
+def _reference_chunks(conn: Connection, first: int, last: int) -> Chunks:
+    # Untyped rows, each converted on its own, so one unreadable value breaks one link.
+    result = conn.execution_options(yield_per=STREAM_CHUNK).execute(
+        sa.text(_PLAIN_STREAM), {"first": first, "last": last}
+    )
+    read_time = _time_reader(conn)
+    for part in result.partitions():
+        yield [(row[0], _digest_or_reason(row, read_time), row[-1]) for row in part]
+
+
+def _time_reader(conn: Connection) -> Callable[[Any], Any]:
+    """How SQLAlchemy turns a stored ``at`` into the aware datetime the chain hashes."""
+    column_type = _EVENTS.c.at.type
+    process = column_type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+    return process or (lambda value: value)
+
+
+def _digest_or_reason(row: Sequence[Any], read_time: Callable[[Any], Any]) -> bytes | str:
+    try:
+        return link_digest(Link(row[0], read_time(row[1]), *row[2:]))
+    except Exception as exc:  # any unreadable value is a broken link, not a crash
+        return f"the event cannot be read ({type(exc).__name__}: {exc})"
+
+
+def _reference_digest(conn: Connection, seq: int) -> bytes | str:
+    """The digest of row ``seq`` read the ordinary (typed) way, or why it cannot be read.
+
+    For the rare row the fast path cannot take, so the verdict is the reference one.
+    """
+    row = conn.execute(sa.text(_PLAIN_STREAM), {"first": seq, "last": seq}).one()
+    return _digest_or_reason(row, _time_reader(conn))
+
+
+def _check_run(
+    conn: Connection,
+    first: int,
+    last: int,
+    *,
+    after_hash: str,
+    heads: Mapping[int, str] | None = None,
+    digests: bytearray | None = None,
+) -> tuple[int, str, int, Break | None]:
+    """Recompute the links ``first..last`` from the hash before them; the exact
+    :func:`~axis.audit.chain.verify_links`, streamed.
+
+    Returns the last good (seq, hash), how many signed heads agreed, and the first
+    break. ``heads`` maps signed heads' seq to their hash (compared on the way);
+    ``digests`` collects each event's 32-byte digest.
+    """
+    sha256 = hashlib.sha256
+    seq, previous = first - 1, bytes.fromhex(after_hash)
+    head_seqs = iter(sorted(s for s in heads or () if s >= first))
+    next_head = next(head_seqs, None)
+    heads_seen = 0
+    reference = False
+    while True:
+        form_kind, chunks = _stream(conn, seq + 1, last, reference=reference)
+        canonical = form_kind is _Form.CANONICAL
+        try:
+            for chunk in chunks:
+                for s, form, stored in chunk:
+                    if s != seq + 1:
+                        return (
+                            seq,
+                            previous.hex(),
+                            heads_seen,
+                            Break(seq + 1, f"missing link: expected seq {seq + 1}, found {s}"),
+                        )
+                    event_digest = (
+                        _reference_digest(conn, s)
+                        if form is None
+                        else sha256(form).digest()
+                        if canonical
+                        else form
+                    )
+                    if isinstance(event_digest, str):
+                        return seq, previous.hex(), heads_seen, Break(s, event_digest)
+                    linked = sha256(previous + event_digest).digest()
+                    if linked.hex() != stored:
+                        return (
+                            seq,
+                            previous.hex(),
+                            heads_seen,
+                            Break(
+                                s,
+                                "the event's content or hash was changed (recomputed hash differs)",
+                            ),
+                        )
+                    if digests is not None:
+                        digests += event_digest
+                    seq, previous = s, linked
+                    if s == next_head:
+                        assert heads is not None
+                        if heads[s] != stored:
+                            return (
+                                seq,
+                                previous.hex(),
+                                heads_seen,
+                                Break(s, "a signed chain head disagrees with the recomputed chain"),
+                            )
+                        heads_seen += 1
+                        next_head = next(head_seqs, None)
+            return seq, previous.hex(), heads_seen, None
+        except conn.dialect.loaded_dbapi.Error:
+            # The database could not write a row's canonical form (on SQLite, a BLOB
+            # where text belongs): go on from that chunk on the reference path.
+            if reference or conn.dialect.name != "sqlite":
+                raise
+            reference = True
+        finally:
+            chunks.close()
+
+
+def event_digests(conn: Connection, first: int, last: int) -> tuple[str, bytes, Break | None]:
+    """The hash before ``first`` and the digests of events ``first..last``, each checked.
+
+    Every link of the run is recomputed from the stored hash before it; a break
+    (changed, missing or unreadable event) is returned instead of trusting it.
+    """
+    before = hash_at(conn, first - 1) if first > 1 else GENESIS
+    digests = bytearray()
+    seq, _, _, problem = _check_run(conn, first, last, after_hash=before, digests=digests)
+    if problem is None and seq != last:
+        problem = Break(seq + 1, f"the chain ends at seq {seq}, before {last}")
+    return before, bytes(digests), problem
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """The outcome of recomputing the chain."""
@@ -144,33 +398,37 @@ def verify(
 
     ``check_head`` verifies one signed head (a row with seq, hash, signed_at and
     body) and returns a reason when it does not verify. The report names the first
-    broken or missing link.
+    broken or missing link, or the first signed head that disagrees or does not verify.
+
+    The rows are streamed once, in chunks, without per-row ORM work; the whole
+    check reads one snapshot (one transaction; REPEATABLE READ on PostgreSQL when
+    the caller has not begun one), so routers appending meanwhile are no problem.
     """
-    heads = {
-        h.seq: h
-        for h in conn.execute(
+    if conn.dialect.name == "postgresql" and not conn.in_transaction():
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    stored_seq, stored_hash = head(conn)
+    heads = dict(
+        conn.execute(sa.select(ChainHead.seq, ChainHead.hash).order_by(ChainHead.seq)).all()
+    )
+    seq, previous, heads_checked, problem = _check_run(
+        conn, 1, _LAST, after_hash=GENESIS, heads=heads
+    )
+    if check_head is not None:
+        # Signatures after the walk (one public-key operation per head), in order, so
+        # the earlier of a bad signature and a broken link is the one reported.
+        signed = conn.execute(
             sa.select(ChainHead.seq, ChainHead.hash, ChainHead.signed_at, ChainHead.body)
+            .where(ChainHead.seq <= seq)
+            .order_by(ChainHead.seq)
         )
-    }
-    checked = heads_checked = 0
-    seq, previous = 0, GENESIS
-    problem: Break | None = None
-    for link in iter_links(conn):
-        seq, previous, problem = verify_links([link], after_seq=seq, after_hash=previous)
-        if problem:
-            break
-        checked += 1
-        signed = heads.get(seq)
-        if signed is not None:
-            heads_checked += 1
-            if signed.hash != previous:
-                problem = Break(seq, "a signed chain head disagrees with the recomputed chain")
+        for row in signed:
+            if problem is not None and row.seq >= problem.seq:
                 break
-            if check_head and (reason := check_head(signed)):
-                problem = Break(seq, f"the signed chain head does not verify: {reason}")
+            if reason := check_head(row):
+                problem = Break(row.seq, f"the signed chain head does not verify: {reason}")
                 break
+    checked = seq
     if problem is None:
-        stored_seq, stored_hash = head(conn)
         if (stored_seq, stored_hash) != (seq, previous):
             problem = Break(seq + 1, f"the chain ends at seq {seq} but its head says {stored_seq}")
         elif heads and max(heads) > seq:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from axis import db
 from axis.audit import store
-from axis.audit.chain import GENESIS, Event, EventKind, verify_links
+from axis.audit.chain import GENESIS, Event, EventKind, link_digest, verify_links
 from axis.audit.verifier import head_checker
 from axis.models import ChainHead
 from axis.receipts import ReceiptWriter
@@ -306,3 +306,120 @@ def test_concurrent_writers_produce_one_gap_free_chain_that_verifies(fresh_url) 
     finally:
         for e in engines:
             e.dispose()
+
+
+TRICKY = [
+    'quote " backslash \\ slash /',
+    "controls \x01\x08\t\n\x0b\x0c\r\x1f and DEL \x7f",
+    "Tiếng Việt: Ủy ban nhân dân tỉnh Nghệ An — “trích dẫn” 😀 \u2028\u2029",
+    "",
+]
+
+
+def test_the_fast_path_digests_exactly_as_the_reference_for_awkward_text(engine) -> None:
+    """Every event's digest as the database writes its canonical form equals chain.digest.
+
+    (PostgreSQL text cannot hold NUL, so NUL appears only escaped, inside a detail.)
+    """
+    events = [
+        Event(
+            EventKind.REJECTED,
+            T0.replace(microsecond=0) + timedelta(seconds=n),
+            text[:30],
+            f"000.00.00.G22,2026/11/20,{n}/{text[:150]}",
+            None if n % 2 else "000.00.00.G22",
+            text[-30:] or None,
+            "SCHEMA_INVALID",
+            detail={"reason": text, "n": n, "list": [text, None, 1.5, "NUL \x00"]},
+        )
+        for n, text in enumerate(TRICKY * 3)
+    ]
+    with engine.begin() as conn:
+        links = store.append(conn, events)
+    with engine.connect() as conn:
+        before, digests, problem = store.event_digests(conn, 1, len(links))
+        report = store.verify(conn)
+    assert problem is None and before == GENESIS
+    assert digests == b"".join(link_digest(link) for link in links)
+    assert report.ok and report.checked == len(events)
+
+
+def test_event_digests_start_from_the_stored_hash_before_the_run(engine) -> None:
+    fill(engine, batches=2, size=5)
+    with engine.connect() as conn:
+        links = list(store.iter_links(conn))
+        before, digests, problem = store.event_digests(conn, 4, 8)
+        assert store.event_digests(conn, 9, 12)[2].reason == "the chain ends at seq 10, before 12"
+    assert problem is None and before == links[2].hash
+    assert digests == b"".join(link_digest(link) for link in links[3:8])
+
+
+def test_verify_reports_two_rows_swapped_at_the_first_of_them(engine) -> None:
+    fill(engine)
+    with engine.begin() as conn:
+        for old, new in ((5, -1), (6, 5), (-1, 6)):
+            conn.execute(sa.text(f"UPDATE audit_events SET seq = {new} WHERE seq = {old}"))
+    report = verify(engine)
+    assert report.problem.seq == 5 and "recomputed hash differs" in report.problem.reason
+
+
+def test_a_bad_signed_head_before_a_broken_link_is_reported_first(engine, hub_keys) -> None:
+    _, verifier = hub_keys
+    other = make_leaf("axis-hub", make_ca("Impostor CA"))
+    fill(engine, batches=1)
+    sign_head(engine, ReceiptWriter(Signer(other.key, other.certificate)))
+    fill_more(engine, 5, 9)
+    execute(engine, "UPDATE audit_events SET detail = '{}' WHERE seq = 7")
+    report = verify(engine, check_head=head_checker(verifier))
+    assert report.problem.seq == 4 and "CERT_UNTRUSTED" in report.problem.reason
+
+
+def test_a_broken_link_before_a_bad_signed_head_is_reported_first(engine, hub_keys) -> None:
+    _, verifier = hub_keys
+    other = make_leaf("axis-hub", make_ca("Impostor CA"))
+    fill(engine, batches=2)
+    sign_head(engine, ReceiptWriter(Signer(other.key, other.certificate)))
+    execute(engine, "UPDATE audit_events SET detail = '{}' WHERE seq = 3")
+    report = verify(engine, check_head=head_checker(verifier))
+    assert report.problem.seq == 3 and "recomputed hash differs" in report.problem.reason
+
+
+@pytest.mark.parametrize(
+    ("stored_at", "verdict"),
+    [
+        ("replace(at, ' ', 'T')", None),  # another spelling of the same moment: still intact
+        ("'2026-11-20 03:04:09.999999'", "recomputed hash differs"),
+        ("'not a time'", "the event cannot be read"),
+        ("X'00ff'", "the event cannot be read"),
+    ],
+)
+def test_sqlite_rows_off_the_storage_format_get_the_reference_verdict(
+    engine, stored_at, verdict
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's typed columns cannot hold these")
+    fill(engine)
+    execute(engine, f"UPDATE audit_events SET at = {stored_at} WHERE seq = 6")
+    report = verify(engine)
+    if verdict is None:
+        assert report.ok, report.problem
+    else:
+        assert report.problem.seq == 6 and verdict in report.problem.reason
+
+
+def test_sqlite_a_blob_where_text_belongs_is_a_broken_link_not_a_crash(engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's typed columns cannot hold a BLOB")
+    fill(engine)
+    execute(engine, "UPDATE audit_events SET detail = X'7b7d' WHERE seq = 9")
+    report = verify(engine)
+    assert report.problem.seq == 9 and "cannot be read" in report.problem.reason
+    assert report.checked == 8
+
+
+def test_verify_streams_in_chunks(engine, monkeypatch) -> None:
+    monkeypatch.setattr(store, "STREAM_CHUNK", 5)
+    fill(engine, batches=4, size=4)
+    assert verify(engine).checked == 16
+    execute(engine, "DELETE FROM audit_events WHERE seq = 12")
+    assert verify(engine).problem.reason == "missing link: expected seq 12, found 13"
