@@ -159,6 +159,7 @@ class Document(Base):
         Index(None, "sender", "received_at"),
         Index(None, "received_at"),
         Index(None, "due_date"),
+        Index(None, "acts_on"),
     )
 
 
@@ -179,7 +180,7 @@ class Status(Base):
     audit_seq: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (
-        Index(None, "document_id", "sender", "code"),
+        Index(None, "document_id", "sender", "code", "received_at"),
         Index(None, "sender", "sha256"),
     )
 
