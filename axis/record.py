@@ -40,6 +40,56 @@ from axis.rejections import Rejection
 
 _CHUNK = 500
 
+# The router's statements, built once: building and cache-keying a statement per
+# batch cost more than running it.
+_KNOWN_DOCUMENTS = sa.select(
+    Document.document_id,
+    Document.sender,
+    Document.sha256,
+    Document.receipt_id,
+    Document.received_at,
+).where(Document.document_id.in_(sa.bindparam("ids", expanding=True)))
+_KNOWN_STATUSES = sa.select(
+    StatusRow.receipt_id,
+    StatusRow.document_id,
+    StatusRow.sender,
+    StatusRow.sha256,
+    StatusRow.received_at,
+).where(sa.tuple_(StatusRow.sender, StatusRow.sha256).in_(sa.bindparam("keys", expanding=True)))
+_DELIVERIES = sa.select(Delivery.receipt_id, Delivery.recipient, Delivery.delivered_at).where(
+    Delivery.receipt_id.in_(sa.bindparam("ids", expanding=True))
+)
+_PENDING = (
+    sa.select(Delivery.receipt_id, Delivery.recipient)
+    .where(
+        Delivery.receipt_id.in_(sa.bindparam("ids", expanding=True)),
+        Delivery.delivered_at.is_(None),
+    )
+    # Two routers confirming the same delivery (a retry routed by each): the second
+    # waits here, then finds it confirmed and records nothing. In key order, so two
+    # confirms never lock rows in opposite orders.
+    .order_by(Delivery.receipt_id, Delivery.recipient)
+    .with_for_update()
+)
+_MARK_DELIVERED = (
+    sa.update(Delivery)
+    .where(Delivery.receipt_id == sa.bindparam("rid"), Delivery.recipient == sa.bindparam("rcp"))
+    .values(delivered_at=sa.bindparam("at"))
+)
+_SET_STATE = (
+    table(Document)
+    .update()
+    .where(Document.document_id == sa.bindparam("target"))
+    .values(state=sa.bindparam("new_state"))
+)
+_STORED_RECEIPTS = sa.select(Receipt.receipt_id, Receipt.body).where(
+    Receipt.receipt_id.in_(sa.bindparam("ids", expanding=True))
+)
+_INSERT_DOCUMENTS = table(Document).insert()
+_INSERT_STATUSES = table(StatusRow).insert()
+_INSERT_DELIVERIES = table(Delivery).insert()
+_INSERT_NEW: dict[tuple[str, str], sa.Executable] = {}
+
 
 @dataclass(frozen=True)
 class Inbound:
@@ -90,10 +140,15 @@ class Item:
 
 def _insert_new(conn: Connection, target: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows``, skipping those whose primary key is already there (a retry's)."""
-    if conn.dialect.name == "sqlite":
-        conn.execute(target.insert().prefix_with("OR IGNORE"), rows)
-    else:
-        conn.execute(pg_insert(target).on_conflict_do_nothing(), rows)
+    key = (conn.dialect.name, target.name)
+    statement = _INSERT_NEW.get(key)
+    if statement is None:
+        statement = _INSERT_NEW[key] = (
+            target.insert().prefix_with("OR IGNORE")
+            if conn.dialect.name == "sqlite"
+            else pg_insert(target).on_conflict_do_nothing()
+        )
+    conn.execute(statement, rows)
 
 
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
@@ -106,35 +161,15 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
     known = Known()
     rows: list[Any] = []
     for chunk in _chunks(sorted(document_ids)):
-        rows += conn.execute(
-            sa.select(
-                Document.document_id,
-                Document.sender,
-                Document.sha256,
-                Document.receipt_id,
-                Document.received_at,
-            ).where(Document.document_id.in_(chunk))
-        ).all()
+        rows += conn.execute(_KNOWN_DOCUMENTS, {"ids": list(chunk)}).all()
     statuses: list[Any] = []
     for chunk in _chunks(sorted(status_keys)):
-        statuses += conn.execute(
-            sa.select(
-                StatusRow.receipt_id,
-                StatusRow.document_id,
-                StatusRow.sender,
-                StatusRow.sha256,
-                StatusRow.received_at,
-            ).where(sa.tuple_(StatusRow.sender, StatusRow.sha256).in_(chunk))
-        ).all()
+        statuses += conn.execute(_KNOWN_STATUSES, {"keys": list(chunk)}).all()
     receipts = [r.receipt_id for r in rows] + [s.receipt_id for s in statuses]
     recipients: dict[str, list[str]] = {}
     undelivered: dict[str, list[str]] = {}
     for chunk in _chunks(receipts):
-        for d in conn.execute(
-            sa.select(Delivery.receipt_id, Delivery.recipient, Delivery.delivered_at).where(
-                Delivery.receipt_id.in_(chunk)
-            )
-        ):
+        for d in conn.execute(_DELIVERIES, {"ids": list(chunk)}):
             recipients.setdefault(d.receipt_id, []).append(d.recipient)
             if d.delivered_at is None:
                 undelivered.setdefault(d.receipt_id, []).append(d.recipient)
@@ -215,11 +250,12 @@ def _event(item: Item) -> Event | None:
     return None
 
 
-def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = ()) -> None:
+def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = ()) -> int | None:
     """Record a decided batch: audit events first (they number the rest), then the rows.
 
     ``archived`` are the archive entries of the batch's bodies, indexed here so an
-    index row exists only for a body whose batch committed.
+    index row exists only for a body whose batch committed. Returns the sequence
+    number of the last audit event written (the chain's head), None if none was.
     """
     if archived:
         _insert_new(conn, table(ArchiveEntry), [vars(entry) for entry in archived])
@@ -244,7 +280,8 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
                 )
             )
             owners.append(None)
-    for owner, link in zip(owners, audit.append(conn, events), strict=True):
+    links = audit.append(conn, events)
+    for owner, link in zip(owners, links, strict=True):
         if owner is not None:
             owner.link = link
 
@@ -299,19 +336,14 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
             )
             deliveries.append({"receipt_id": item.receipt_id, "recipient": outcome.addressee})
     if documents:
-        conn.execute(table(Document).insert(), documents)
+        conn.execute(_INSERT_DOCUMENTS, documents)
     if statuses:
-        conn.execute(table(StatusRow).insert(), statuses)
+        conn.execute(_INSERT_STATUSES, statuses)
     if deliveries:
-        conn.execute(table(Delivery).insert(), deliveries)
+        conn.execute(_INSERT_DELIVERIES, deliveries)
     if states:
-        conn.execute(
-            table(Document)
-            .update()
-            .where(Document.document_id == sa.bindparam("target"))
-            .values(state=sa.bindparam("new_state")),
-            states,
-        )
+        conn.execute(_SET_STATE, states)
+    return links[-1].seq if links else None
 
 
 def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> int:
@@ -328,25 +360,12 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
     for chunk in _chunks(receipt_ids):
         pending += [
             (row.receipt_id, row.recipient)
-            for row in conn.execute(
-                sa.select(Delivery.receipt_id, Delivery.recipient)
-                .where(Delivery.receipt_id.in_(chunk), Delivery.delivered_at.is_(None))
-                # Two routers confirming the same delivery (a retry routed by each):
-                # the second waits here, then finds it confirmed and records nothing.
-                # In key order, so two confirms never lock rows in opposite orders.
-                .order_by(Delivery.receipt_id, Delivery.recipient)
-                .with_for_update()
-            )
+            for row in conn.execute(_PENDING, {"ids": list(chunk)})
             if (row.receipt_id, row.recipient) in published
         ]
     if pending:
         conn.execute(
-            sa.update(Delivery)
-            .where(
-                Delivery.receipt_id == sa.bindparam("rid"),
-                Delivery.recipient == sa.bindparam("rcp"),
-            )
-            .values(delivered_at=sa.bindparam("at")),
+            _MARK_DELIVERED,
             [
                 {"rid": rid, "rcp": rcp, "at": published[(rid, rcp)].confirmed_at or confirmed_at}
                 for rid, rcp in pending
@@ -389,11 +408,7 @@ def stored_receipts(conn: Connection, receipt_ids: Iterable[str]) -> dict[str, b
     """The signed receipts or rejections kept for ``receipt_ids``."""
     found: dict[str, bytes] = {}
     for chunk in _chunks(sorted(set(receipt_ids))):
-        found.update(
-            conn.execute(
-                sa.select(Receipt.receipt_id, Receipt.body).where(Receipt.receipt_id.in_(chunk))
-            ).all()
-        )
+        found.update(conn.execute(_STORED_RECEIPTS, {"ids": list(chunk)}).all())
     return found
 
 
