@@ -329,12 +329,14 @@ class Admin:
         certs_dir: str | Path,
         *,
         issue_missing_from_ca: str | Path | None = None,
+        key_algorithm: str = "ec",
         progress: Callable[[int], None] | None = None,
     ) -> ImportResult:
         """Register every agency of a CSV, with its certificate ``certs_dir/<CODE>.pem``.
 
         With ``issue_missing_from_ca`` (a dev CA folder), agencies without a
-        certificate get one issued into ``certs_dir`` (key beside it); otherwise a
+        certificate get one issued into ``certs_dir`` (key beside it, ``key_algorithm``
+        ``ec`` for P-256 or ``rsa`` for RSA-2048); otherwise a
         missing certificate stops the import before anything changes. The whole
         import is one transaction, so it registers all agencies or none, and then
         refreshes the groups of :data:`STANDARD_GROUPS`. ``progress(n)`` is called
@@ -359,7 +361,13 @@ class Admin:
                     )
                 from signing.pki import issue
 
-                issue(row["code"], ca_dir=issue_missing_from_ca, out_dir=certs, name=row["name"])
+                issue(
+                    row["code"],
+                    ca_dir=issue_missing_from_ca,
+                    out_dir=certs,
+                    algo=key_algorithm,
+                    name=row["name"],
+                )
                 issued.append(row["code"])
         loaded = [(row, _load_cert(certs / f"{row['code']}.pem")) for row in rows]
 

@@ -96,8 +96,12 @@ def prepare(
     *,
     vhost: str = DEMO_VHOST,
     hub_name: str = DEMO_HUB,
+    key_algorithm: str = "ec",
 ) -> tuple[Config, dict[str, str]]:
-    """A fresh hub folder with ``agencies`` registered; return the config and passwords."""
+    """A fresh hub folder with ``agencies`` registered; return the config and passwords.
+
+    Each agency gets a dev certificate with a ``key_algorithm`` key (``ec`` or ``rsa``).
+    """
     if folder.exists():
         shutil.rmtree(folder)
     with Management(DEFAULT_MANAGEMENT_URL, "guest", "guest") as mgmt:
@@ -125,7 +129,10 @@ def prepare(
     passwords: dict[str, str] = {}
     with Admin.from_config(config, user_tags=user_tags) as admin:
         result = admin.import_agencies(
-            subset, folder / "certs", issue_missing_from_ca=folder / "pki"
+            subset,
+            folder / "certs",
+            issue_missing_from_ca=folder / "pki",
+            key_algorithm=key_algorithm,
         )
         for registration in result.registrations:
             password = (
