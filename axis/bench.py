@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -35,11 +35,12 @@ import pika
 
 import schemas
 from axis import logs
+from axis.admin import read_agencies_csv
 from axis.amqp import parameters
 from axis.broker.management import Management
 from axis.config import Config, from_mapping
 from axis.deliver import RECEIVED_AT, Outgoing
-from axis.demo import percentile, prepare
+from axis.demo import AGENCIES_CSV, GOVERNMENT_OFFICE, percentile, prepare
 from axis.pipeline import Pipeline
 from axis.record import Inbound, Item
 from axis.router import Router
@@ -50,6 +51,7 @@ from signing.pki import load_certificates, load_key
 BENCH_VHOST = "axis-bench"
 BENCH_HUB = "axis-bench-hub"
 RELAY_OUT = "bench.out"
+PROVINCES = "@provinces"
 QUORUM = {"x-queue-type": "quorum"}
 
 
@@ -109,6 +111,8 @@ class Counter:
         self, url_params: pika.ConnectionParameters, queues: Sequence[str], kinds: set[str]
     ) -> None:
         self.arrived: dict[str, float] = {}
+        self.copies: dict[str, list[float]] = {}
+        """Every arrival of each message id (a broadcast arrives once per recipient)."""
         self.received_at: dict[str, float] = {}
         """The hub's ``x-axis-received-at`` of each message, as a ``time.time()`` value."""
         self._params = url_params
@@ -125,7 +129,9 @@ class Counter:
 
         def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
             if (props.type or "") in self._kinds and props.message_id:
-                self.arrived.setdefault(props.message_id, time.time())
+                now = time.time()
+                self.arrived.setdefault(props.message_id, now)
+                self.copies.setdefault(props.message_id, []).append(now)
                 received = (props.headers or {}).get(RECEIVED_AT)
                 if received:
                     self.received_at.setdefault(
@@ -190,34 +196,34 @@ def run(
     workers: int = 1,
     rate: float = 300.0,
     latency_seconds: float = 5.0,
+    broadcasts: int = 10,
+    soak_seconds: float = 0.0,
+    agency_keys: str = "rsa",
     user_tags: tuple[str, ...] = (),
     report: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
-    """Run the three phases and return the figures (what ``--json`` prints)."""
+    """Run the phases and return the figures (what ``--json`` prints).
+
+    Agencies sign with ``agency_keys`` (``rsa``: RSA-2048, as the government CA
+    issues them; ``ec``: P-256). With ``broadcasts``, all 95 agencies are
+    registered so the Government Office can address ``@provinces``; ``agencies``
+    of them send and receive the throughput and latency load.
+    """
+    registered = len(read_agencies_csv(AGENCIES_CSV)) if broadcasts else agencies
     config, passwords = prepare(
-        folder, agencies, report, user_tags, vhost=BENCH_VHOST, hub_name=BENCH_HUB
+        folder,
+        max(agencies, registered),
+        report,
+        user_tags,
+        vhost=BENCH_VHOST,
+        hub_name=BENCH_HUB,
+        key_algorithm=agency_keys,
     )
-    codes = sorted(passwords)
-    rng = random.Random(7)
-    signers = {
-        code: Signer(
-            load_key(folder / "certs" / f"{code}.key"),
-            load_certificates(folder / "certs" / f"{code}.pem")[0],
-        )
-        for code in codes
-    }
-
-    def signed(count: int, start: int) -> list[tuple[str, str, bytes]]:
-        out = []
-        for n in range(start, start + count):
-            sender = codes[n % len(codes)]
-            recipient = rng.choice([c for c in codes if c != sender])
-            edoc = sample_edoc(sender, [recipient], document_number=n + 1, size=size, rng=rng)
-            out.append((sender, str(uuid.uuid4()), signers[sender].sign(schemas.to_element(edoc))))
-        return out
-
-    report(f"signing {documents} documents of about {size} bytes (not timed)")
-    load = signed(documents, 0)
+    office = GOVERNMENT_OFFICE if GOVERNMENT_OFFICE in passwords else min(passwords)
+    codes = [office, *sorted(c for c in passwords if c != office)[: agencies - 1]]
+    docs = Documents(folder, codes, size)
+    report(f"signing {documents} documents of about {size} bytes with {agency_keys} keys")
+    load = docs.signed(documents)
     admin = parameters(
         config.broker,
         user=config.management.user,
@@ -226,31 +232,108 @@ def run(
     )
     baseline = _baseline(config, admin, load, report)
     report(f"baseline null relay: {baseline:,.0f} messages/s")
-    hub_rate, cpu_ms, peak, latencies, in_hub = _hub(
-        config, admin, passwords, load, codes, workers, rate, latency_seconds, signed, report
-    )
-    report(f"hub: {hub_rate:,.0f} documents/s with {workers} router(s)")
-    return {
+    figures: dict[str, Any] = {
         "docs": documents,
         "size": size,
         "workers": workers,
+        "agency_keys": agency_keys,
         "baseline_docs_per_s": round(baseline, 1),
-        "hub_docs_per_s": round(hub_rate, 1),
-        "ratio": round(hub_rate / baseline, 3) if baseline else 0.0,
-        "router_cpu_ms_per_doc": round(cpu_ms, 3),
-        "peak_rss_mib": round(peak, 1),
-        "latency_ms": {
-            "offered_docs_per_s": rate,
-            "p50": round(percentile(latencies, 0.50), 1),
-            "p95": round(percentile(latencies, 0.95), 1),
-            "p99": round(percentile(latencies, 0.99), 1),
-        },
-        "in_hub_latency_ms": {
-            "p50": round(percentile(in_hub, 0.50), 1),
-            "p95": round(percentile(in_hub, 0.95), 1),
-            "p99": round(percentile(in_hub, 0.99), 1),
-        },
     }
+    with HubUnderTest(config, admin, passwords, sorted(passwords), workers) as hub:
+        hub_rate, cpu_ms = hub.drain(load)
+        report(f"hub: {hub_rate:,.0f} documents/s with {workers} router(s)")
+        figures.update(
+            hub_docs_per_s=round(hub_rate, 1),
+            ratio=round(hub_rate / baseline, 3) if baseline else 0.0,
+            router_cpu_ms_per_doc=round(cpu_ms, 3),
+        )
+        report(f"latency: offering {rate:.0f} documents/s for {latency_seconds:.0f} s")
+        latencies, in_hub = hub.steady(docs.signed(int(rate * latency_seconds)), rate)
+        figures["latency_ms"] = {"offered_docs_per_s": rate, **_quantiles(latencies)}
+        figures["in_hub_latency_ms"] = _quantiles(in_hub)
+        if broadcasts:
+            report(f"broadcast: {broadcasts} documents from {office} to {PROVINCES}")
+            copies = hub.broadcast(docs.broadcasts(office, broadcasts))
+            figures["broadcast_latency_ms"] = {
+                "documents": broadcasts,
+                "deliveries": len(copies),
+                **_quantiles(copies),
+            }
+        if soak_seconds:
+            report(f"soak: {rate:.0f} documents/s for {soak_seconds:.0f} s, sampling RSS")
+            figures["memory"] = hub.soak(docs, rate, soak_seconds)
+        figures["peak_rss_mib"] = round(hub.usage()[1], 1)
+    return figures
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 0.50), 1),
+        "p95": round(percentile(values, 0.95), 1),
+        "p99": round(percentile(values, 0.99), 1),
+    }
+
+
+class Documents:
+    """Signed edocs from the bench's agencies, numbered so none repeats a DocumentId."""
+
+    def __init__(self, folder: Path, codes: list[str], size: int) -> None:
+        self.codes = codes
+        self.size = size
+        self.next_number = 1
+        self.rng = random.Random(7)
+        self.folder = folder
+        self.signers: dict[str, Signer] = {}
+
+    def signer(self, code: str) -> Signer:
+        """The signer of agency ``code``, loaded once."""
+        if code not in self.signers:
+            self.signers[code] = Signer(
+                load_key(self.folder / "certs" / f"{code}.key"),
+                load_certificates(self.folder / "certs" / f"{code}.pem")[0],
+            )
+        return self.signers[code]
+
+    def _sign(self, sender: str, to: list[str]) -> tuple[str, str, bytes]:
+        n, self.next_number = self.next_number, self.next_number + 1
+        edoc = sample_edoc(sender, to, document_number=n, size=self.size, rng=self.rng)
+        return sender, str(uuid.uuid4()), self.signer(sender).sign(schemas.to_element(edoc))
+
+    def signed(self, count: int) -> list[tuple[str, str, bytes]]:
+        """``count`` documents, each from the next agency to a random other one."""
+        out = []
+        for _ in range(count):
+            sender = self.codes[self.next_number % len(self.codes)]
+            recipient = self.rng.choice([c for c in self.codes if c != sender])
+            out.append(self._sign(sender, [recipient]))
+        return out
+
+    def ahead(self, count: int, slice_size: int = 50) -> Iterator[list[tuple[str, str, bytes]]]:
+        """``count`` documents as :meth:`signed` makes them, signed by another process.
+
+        For runs too long to sign beforehand: the slices come as they are signed,
+        while this process paces their publishing.
+        """
+        context = multiprocessing.get_context("spawn")
+        queue: Any = context.Queue(maxsize=20)
+        signer = context.Process(
+            target=_sign_ahead,
+            args=(str(self.folder), self.codes, self.size, self.next_number, count, slice_size),
+            kwargs={"queue": queue},
+            daemon=True,
+        )
+        signer.start()
+        self.next_number += count
+        try:
+            for _ in range(0, count, slice_size):
+                yield queue.get(timeout=120)
+        finally:
+            signer.kill()
+            signer.join(timeout=10)
+
+    def broadcasts(self, sender: str, count: int) -> list[tuple[str, str, bytes]]:
+        """``count`` documents from ``sender`` to every province."""
+        return [self._sign(sender, [PROVINCES]) for _ in range(count)]
 
 
 def _baseline(
@@ -321,28 +404,82 @@ def _baseline(
             mgmt.delete_vhost(relay_vhost)
 
 
-def _hub(
-    config: Config,
-    admin: pika.ConnectionParameters,
-    passwords: dict[str, str],
-    load: list[tuple[str, str, bytes]],
-    codes: list[str],
-    workers: int,
-    rate: float,
-    latency_seconds: float,
-    signed: Callable[[int, int], list[tuple[str, str, bytes]]],
-    report: Callable[[str], None],
-) -> tuple[float, float, float, list[float], list[float]]:
-    connections = {
-        code: pika.BlockingConnection(
-            parameters(config.broker, user=code, password=passwords[code], name=f"bench-{code}")
+def _sign_ahead(
+    folder: str, codes: list[str], size: int, first: int, count: int, slice_size: int, queue: Any
+) -> None:
+    docs = Documents(Path(folder), codes, size)
+    docs.next_number = first
+    docs.rng = random.Random(first)
+    for start in range(0, count, slice_size):
+        queue.put(docs.signed(min(slice_size, count - start)))
+
+
+class HubUnderTest:
+    """``axis serve`` in its own process, the agencies' connections and the inbox counter."""
+
+    def __init__(
+        self,
+        config: Config,
+        admin: pika.ConnectionParameters,
+        passwords: dict[str, str],
+        inboxes: list[str],
+        workers: int,
+    ) -> None:
+        self.config = config
+        self.admin = admin
+        self.passwords = passwords
+        self.inboxes = inboxes
+        self.workers = workers
+        self.connections: dict[str, pika.BlockingConnection] = {}
+        self.channels: dict[str, Any] = {}
+
+    def __enter__(self) -> HubUnderTest:
+        self.counter = Counter(self.admin, [f"axis.inbox.{c}" for c in self.inboxes], {"edoc"})
+        log = (self.config.source.parent if self.config.source else Path(".")) / "hub.log"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from cli import main; main()",
+                "--config",
+                str(self.config.source),
+                "serve",
+                "--workers",
+                str(self.workers),
+            ],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        for code in codes
-    }
-    channels = {code: c.channel() for code, c in connections.items()}
-    report(f"hub: preloading {len(load)} signed documents from {len(codes)} agencies")
-    for sender, message_id, body in load:
-        channels[sender].basic_publish(
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.counter.close()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        for connection in self.connections.values():
+            connection.close()
+
+    def channel(self, code: str) -> Any:
+        """A channel of agency ``code``'s own connection, opened on first use."""
+        if code not in self.channels:
+            self.connections[code] = pika.BlockingConnection(
+                parameters(
+                    self.config.broker,
+                    user=code,
+                    password=self.passwords[code],
+                    name=f"bench-{code}",
+                )
+            )
+            self.channels[code] = self.connections[code].channel()
+        return self.channels[code]
+
+    def publish(self, sender: str, message_id: str, body: bytes) -> None:
+        """Submit one signed edoc as agency ``sender``."""
+        self.channel(sender).basic_publish(
             "axis.submit",
             "",
             body,
@@ -354,73 +491,107 @@ def _hub(
                 user_id=sender,
             ),
         )
-    _wait_depth(admin, "axis.inbound", len(load))
-    counter = Counter(admin, [f"axis.inbox.{code}" for code in codes], {"edoc"})
-    log = (config.source.parent if config.source else Path(".")) / "hub.log"
-    hub = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from cli import main; main()",
-            "--config",
-            str(config.source),
-            "serve",
-            "--workers",
-            str(workers),
-        ],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+
+    def usage(self) -> tuple[float, float]:
+        """(CPU seconds, peak RSS MiB) of the hub's processes so far."""
+        return _tree_usage(self.process.pid)
+
+    def drain(self, load: list[tuple[str, str, bytes]]) -> tuple[float, float]:
+        """Preload ``load``, let the hub drain it: (documents/s, router CPU ms/document)."""
+        for sender, message_id, body in load:
+            self.publish(sender, message_id, body)
+        _wait_depth(self.admin, "axis.inbound", len(load))
+        # The hub starts consuming only once its router is up; count from then.
         ids = {message_id for _, message_id, _ in load}
         deadline = time.monotonic() + 600
-        while not counter.arrived and time.monotonic() < deadline:
+        while not self.counter.arrived and time.monotonic() < deadline:
             time.sleep(0.01)
-        cpu_start, _ = _tree_usage(hub.pid)
-        if not counter.wait_for(ids, timeout=600):
+        cpu_start, _ = self.usage()
+        if not self.counter.wait_for(ids, timeout=600):
             raise RuntimeError("the hub did not deliver every document")
-        cpu_end, peak = _tree_usage(hub.pid)
-        hub_rate = _rate(counter.arrived, ids)
-        cpu_ms = (cpu_end - cpu_start) * 1000 / len(load)
+        cpu_end, _ = self.usage()
+        return _rate(self.counter.arrived, ids), (cpu_end - cpu_start) * 1000 / len(load)
 
-        steady = signed(int(rate * latency_seconds), len(load))
-        report(f"latency: offering {rate:.0f} documents/s for {latency_seconds:.0f} s")
+    def steady(
+        self, load: list[tuple[str, str, bytes]], rate: float
+    ) -> tuple[list[float], list[float]]:
+        """Offer ``load`` at ``rate``/s: end-to-end latencies, and the part in the hub (ms)."""
+        published = self._paced(load, rate)
+        self.counter.wait_for(set(published), timeout=120)
+        arrived, received = self.counter.arrived, self.counter.received_at
+        latencies = [(arrived[m] - t) * 1000 for m, t in published.items() if m in arrived]
+        in_hub = [
+            (arrived[m] - received[m]) * 1000 for m in published if m in arrived and m in received
+        ]
+        return latencies, in_hub
+
+    def broadcast(self, load: list[tuple[str, str, bytes]], gap_s: float = 0.5) -> list[float]:
+        """Send each broadcast ``gap_s`` apart; the latency of every copy delivered (ms)."""
+        published = self._paced(load, 1 / gap_s)
+        self.counter.wait_for(set(published), timeout=120)
+        time.sleep(1.0)  # the last copies of the last broadcast
+        return [
+            (arrived - published[m]) * 1000
+            for m in published
+            for arrived in self.counter.copies.get(m, ())
+        ]
+
+    def soak(self, docs: Documents, rate: float, seconds: float) -> dict[str, Any]:
+        """Offer ``rate``/s for ``seconds``, signing as it goes; sample the hub's RSS."""
+        samples: list[tuple[float, float]] = []
         published: dict[str, float] = {}
         start = time.monotonic()
-        for n, (sender, message_id, body) in enumerate(steady):
+        next_sample = start
+        for load in docs.ahead(int(rate * seconds)):
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((round(now - start, 1), _tree_rss(self.process.pid)))
+                next_sample += 5.0
+            published.update(self._paced(load, rate, start=start, first=len(published)))
+        samples.append((round(time.monotonic() - start, 1), _tree_rss(self.process.pid)))
+        self.counter.wait_for(set(published), timeout=120)
+        lost = sum(1 for m in published if m not in self.counter.arrived)
+        warm = [rss for at, rss in samples if at >= min(60.0, seconds / 10)] or [samples[-1][1]]
+        first, last = warm[0], samples[-1][1]
+        return {
+            "seconds": seconds,
+            "documents": len(published),
+            "lost": lost,
+            "rss_after_warmup_mib": round(first, 1),
+            "rss_end_mib": round(last, 1),
+            "rss_growth_pct": round((last - first) * 100 / first, 1) if first else 0.0,
+            "samples": samples,
+        }
+
+    def _paced(
+        self,
+        load: list[tuple[str, str, bytes]],
+        rate: float,
+        *,
+        start: float | None = None,
+        first: int = 0,
+    ) -> dict[str, float]:
+        """Publish ``load`` at ``rate``/s, document ``n`` due at ``start + n / rate``."""
+        published: dict[str, float] = {}
+        start = time.monotonic() if start is None else start
+        for n, (sender, message_id, body) in enumerate(load, start=first):
             due = start + n / rate
             while time.monotonic() < due:
                 time.sleep(max(0.0, min(0.002, due - time.monotonic())))
             published[message_id] = time.time()
-            channels[sender].basic_publish(
-                "axis.submit",
-                "",
-                body,
-                pika.BasicProperties(
-                    delivery_mode=2,
-                    content_type="application/xml",
-                    type="edoc",
-                    message_id=message_id,
-                    user_id=sender,
-                ),
-            )
-        counter.wait_for(set(published), timeout=120)
-        latencies = [
-            (counter.arrived[m] - t) * 1000 for m, t in published.items() if m in counter.arrived
-        ]
-        in_hub = [
-            (counter.arrived[m] - counter.received_at[m]) * 1000
-            for m in published
-            if m in counter.arrived and m in counter.received_at
-        ]
-        return hub_rate, cpu_ms, peak, latencies, in_hub
-    finally:
-        counter.close()
-        hub.send_signal(signal.SIGTERM)
+            self.publish(sender, message_id, body)
+        return published
+
+
+def _tree_rss(pid: int) -> float:
+    """Resident memory (MiB) of a process and its children, now."""
+    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == pid]
+    total = 0.0
+    for p in pids:
         try:
-            hub.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-        for connection in connections.values():
-            connection.close()
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total

@@ -12,7 +12,7 @@ from axis.broker.testing import BrokerEnv
 pytestmark = pytest.mark.slow
 
 
-def test_quick_bench_measures_baseline_hub_and_latency(broker: BrokerEnv, tmp_path: Path) -> None:
+def test_quick_bench_measures_every_phase(broker: BrokerEnv, tmp_path: Path) -> None:
     try:
         result = bench.run(
             tmp_path / "bench",
@@ -20,6 +20,8 @@ def test_quick_bench_measures_baseline_hub_and_latency(broker: BrokerEnv, tmp_pa
             agencies=4,
             rate=50,
             latency_seconds=1,
+            broadcasts=2,
+            soak_seconds=3,
             user_tags=(broker.user_tag,),
         )
     finally:
@@ -36,3 +38,12 @@ def test_quick_bench_measures_baseline_hub_and_latency(broker: BrokerEnv, tmp_pa
         <= result["latency_ms"]["p99"]
     )
     assert result["router_cpu_ms_per_doc"] > 0 and result["peak_rss_mib"] > 0
+    assert result["agency_keys"] == "rsa"
+    assert 0 <= result["in_hub_latency_ms"]["p50"] <= result["latency_ms"]["p50"]
+    # Each broadcast reaches the 63 provinces, and each copy is timed.
+    broadcast = result["broadcast_latency_ms"]
+    assert broadcast["documents"] == 2 and broadcast["deliveries"] == 2 * 63
+    assert 0 < broadcast["p50"] <= broadcast["p99"]
+    memory = result["memory"]
+    assert memory["documents"] == 150 and memory["lost"] == 0
+    assert memory["rss_end_mib"] > 0 and len(memory["samples"]) >= 2

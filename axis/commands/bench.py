@@ -31,6 +31,28 @@ import click
     help="Offered load for the latency phase.",
 )
 @click.option(
+    "--agency-keys",
+    type=click.Choice(["rsa", "ec"]),
+    default="rsa",
+    show_default=True,
+    help="The agencies' signing keys: RSA-2048 (as the government CA issues) or P-256.",
+)
+@click.option(
+    "--broadcasts",
+    type=click.IntRange(0, 1000),
+    default=10,
+    show_default=True,
+    help="Documents to @provinces for the broadcast latency (0 skips; registers all 95).",
+)
+@click.option(
+    "--soak",
+    "soak_seconds",
+    type=click.FloatRange(0, 86400),
+    default=0,
+    show_default=True,
+    help="Seconds of steady load at --rate while sampling the hub's RSS (600 for the target).",
+)
+@click.option(
     "--dir",
     "folder",
     type=click.Path(file_okay=False, path_type=Path),
@@ -40,7 +62,16 @@ import click
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench(
-    documents: int, agencies: int, size: int, workers: int, rate: float, folder: Path, as_json: bool
+    documents: int,
+    agencies: int,
+    size: int,
+    workers: int,
+    rate: float,
+    agency_keys: str,
+    broadcasts: int,
+    soak_seconds: float,
+    folder: Path,
+    as_json: bool,
 ) -> None:
     """Measure the hub against a null relay on the same broker, side by side.
 
@@ -57,6 +88,9 @@ def bench(
         size=size,
         workers=workers,
         rate=rate,
+        agency_keys=agency_keys,
+        broadcasts=broadcasts,
+        soak_seconds=soak_seconds,
         report=lambda line: click.echo(f"axis bench: {line}", err=True),
     )
     if as_json:
@@ -70,3 +104,16 @@ def bench(
         f"latency at {latency['offered_docs_per_s']:.0f}/s: "
         f"p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms"
     )
+    if "broadcast_latency_ms" in result:
+        cast = result["broadcast_latency_ms"]
+        click.echo(
+            f"broadcast to @provinces: {cast['deliveries']} deliveries of {cast['documents']} "
+            f"documents, p50 {cast['p50']} ms, p95 {cast['p95']} ms, p99 {cast['p99']} ms"
+        )
+    if "memory" in result:
+        memory = result["memory"]
+        click.echo(
+            f"soak {memory['seconds']:.0f} s, {memory['documents']} documents, lost "
+            f"{memory['lost']}: RSS {memory['rss_after_warmup_mib']} → {memory['rss_end_mib']} MiB "
+            f"({memory['rss_growth_pct']:+.1f} %)"
+        )
