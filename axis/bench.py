@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pika
+import sqlalchemy as sa
 
 import schemas
 from axis import logs
@@ -39,6 +40,7 @@ from axis.admin import read_agencies_csv
 from axis.amqp import parameters
 from axis.broker.management import Management
 from axis.config import Config, from_mapping
+from axis.db import is_sqlite
 from axis.deliver import RECEIVED_AT, Outgoing
 from axis.demo import AGENCIES_CSV, GOVERNMENT_OFFICE, percentile, prepare
 from axis.pipeline import Pipeline
@@ -199,6 +201,7 @@ def run(
     broadcasts: int = 10,
     soak_seconds: float = 0.0,
     agency_keys: str = "rsa",
+    database_url: str | None = None,
     user_tags: tuple[str, ...] = (),
     report: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
@@ -207,8 +210,12 @@ def run(
     Agencies sign with ``agency_keys`` (``rsa``: RSA-2048, as the government CA
     issues them; ``ec``: P-256). With ``broadcasts``, all 95 agencies are
     registered so the Government Office can address ``@provinces``; ``agencies``
-    of them send and receive the throughput and latency load.
+    of them send and receive the throughput and latency load. A PostgreSQL
+    ``database_url`` names a database the bench drops and creates afresh (several
+    routers share a database best on PostgreSQL); by default, SQLite in ``folder``.
     """
+    if database_url and not is_sqlite(database_url):
+        _recreate_database(database_url)
     registered = len(read_agencies_csv(AGENCIES_CSV)) if broadcasts else agencies
     config, passwords = prepare(
         folder,
@@ -218,6 +225,7 @@ def run(
         vhost=BENCH_VHOST,
         hub_name=BENCH_HUB,
         key_algorithm=agency_keys,
+        database_url=database_url,
     )
     office = GOVERNMENT_OFFICE if GOVERNMENT_OFFICE in passwords else min(passwords)
     codes = [office, *sorted(c for c in passwords if c != office)[: agencies - 1]]
@@ -264,6 +272,21 @@ def run(
             figures["memory"] = hub.soak(docs, rate, soak_seconds)
         figures["peak_rss_mib"] = round(hub.usage()[1], 1)
     return figures
+
+
+def _recreate_database(url: str) -> None:
+    """Drop and create the PostgreSQL database ``url`` names, for a run of its own."""
+    target = sa.make_url(url)
+    name = target.database
+    if not name or name in ("postgres", "template0", "template1"):
+        raise ValueError(f"the bench will not recreate the database {name!r}")
+    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:

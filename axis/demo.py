@@ -97,10 +97,12 @@ def prepare(
     vhost: str = DEMO_VHOST,
     hub_name: str = DEMO_HUB,
     key_algorithm: str = "ec",
+    database_url: str | None = None,
 ) -> tuple[Config, dict[str, str]]:
     """A fresh hub folder with ``agencies`` registered; return the config and passwords.
 
     Each agency gets a dev certificate with a ``key_algorithm`` key (``ec`` or ``rsa``).
+    The database is SQLite in the folder, or ``database_url`` (which must be empty).
     """
     if folder.exists():
         shutil.rmtree(folder)
@@ -111,6 +113,7 @@ def prepare(
         vhost=vhost,
         hub_name=hub_name,
         force=True,
+        database_url=database_url,
         user_tags=user_tags,
         report=lambda line: None,
     )

@@ -53,6 +53,11 @@ import click
     help="Seconds of steady load at --rate while sampling the hub's RSS (600 for the target).",
 )
 @click.option(
+    "--database",
+    "database_url",
+    help="A PostgreSQL URL whose database the bench drops and recreates (default: SQLite).",
+)
+@click.option(
     "--dir",
     "folder",
     type=click.Path(file_okay=False, path_type=Path),
@@ -70,6 +75,7 @@ def bench(
     agency_keys: str,
     broadcasts: int,
     soak_seconds: float,
+    database_url: str | None,
     folder: Path,
     as_json: bool,
 ) -> None:
@@ -91,6 +97,7 @@ def bench(
         agency_keys=agency_keys,
         broadcasts=broadcasts,
         soak_seconds=soak_seconds,
+        database_url=database_url,
         report=lambda line: click.echo(f"axis bench: {line}", err=True),
     )
     if as_json:
