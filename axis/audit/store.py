@@ -41,17 +41,25 @@ _COLUMNS = (
 )
 
 
+_READ_HEAD = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
+_INSERT_EVENTS = _EVENTS.insert()
+_MOVE_HEAD = (
+    _HEAD.update()
+    .where(_HEAD.c.id == 1)
+    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+)
+
+
 def append(conn: Connection, events: Sequence[Event]) -> list[Link]:
     """Append ``events`` to the chain in the current transaction and return their links."""
     if not events:
         return []
-    head = sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
-    if conn.dialect.name != "sqlite":
-        head = head.with_for_update()
-    seq, previous = conn.execute(head).one()
+    # SQLite's writers already hold the database lock (BEGIN IMMEDIATE).
+    seq, previous = conn.execute(_READ_HEAD if conn.dialect.name == "sqlite" else _LOCK_HEAD).one()
     links = list(chain(events, after_seq=seq, after_hash=previous))
     conn.execute(
-        _EVENTS.insert(),
+        _INSERT_EVENTS,
         [
             {
                 "seq": link.seq,
@@ -69,13 +77,13 @@ def append(conn: Connection, events: Sequence[Event]) -> list[Link]:
         ],
     )
     last = links[-1]
-    conn.execute(_HEAD.update().where(_HEAD.c.id == 1).values(seq=last.seq, hash=last.hash))
+    conn.execute(_MOVE_HEAD, {"new_seq": last.seq, "new_hash": last.hash})
     return links
 
 
 def head(conn: Connection) -> tuple[int, str]:
     """The chain's last (seq, hash); (0, GENESIS) when empty."""
-    row = conn.execute(sa.select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)).one_or_none()
+    row = conn.execute(_READ_HEAD).one_or_none()
     return (0, GENESIS) if row is None else (row.seq, row.hash)
 
 
