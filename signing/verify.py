@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -317,6 +317,11 @@ def _describe_certificate(text: str) -> _Certificate:
     except ValueError as exc:
         raise SignatureInvalid(f"X509Certificate is not a DER certificate: {exc}") from None
     der = certificate.public_bytes(serialization.Encoding.DER)
+    try:
+        key = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        # A key type cryptography cannot load (an unknown algorithm OID) verifies nothing.
+        raise SignatureInvalid(f"X509Certificate holds an unusable public key: {exc}") from None
     unfit: str | None = None
     subject_code: str | None = None
     try:
@@ -326,7 +331,6 @@ def _describe_certificate(text: str) -> _Certificate:
         unfit = exc.reason
     except ValueError as exc:
         unfit = f"unreadable certificate extension: {exc}"
-    key = certificate.public_key()
     algorithm = (
         SignatureMethod.RSA_SHA256
         if isinstance(key, rsa.RSAPublicKey)

@@ -22,6 +22,7 @@ one without ``user_id``.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 import schemas
@@ -720,6 +722,37 @@ def _(w: World) -> Probe:
 def _(w: World) -> Probe:
     attacker = CertifiedKey(generate_key("ec"), w.sender.signer.certificate)
     return Probe(build.forge(_unsigned(w), attacker))
+
+
+@case(
+    "keyinfo-certificate-of-another-agency",
+    "SIGNATURE_INVALID",
+    "signed by the sender, KeyInfo holding another agency's registered certificate",
+)
+def _(w: World) -> Probe:
+    other = base64.b64encode(w.other.signer.certificate.public_bytes(Encoding.DER)).decode()
+
+    def swap(root: etree._Element) -> None:
+        next(root.iter(f"{DS}X509Certificate")).text = other
+
+    return Probe(build.edit(_signed(w), swap))
+
+
+@case(
+    "certificate-unknown-key-algorithm",
+    "SIGNATURE_INVALID",
+    "the sender's certificate with its key algorithm OID changed to an unknown one "
+    "(escaped the verifier as UnsupportedAlgorithm before the fix)",
+)
+def _(w: World) -> Probe:
+    der = w.sender.signer.certificate.public_bytes(Encoding.DER)
+    ec_public_key = bytes.fromhex("06072a8648ce3d0201")
+    unknown = build.replace_once(der, ec_public_key, bytes.fromhex("06072a8648ce3d0209"))
+
+    def swap(root: etree._Element) -> None:
+        next(root.iter(f"{DS}X509Certificate")).text = base64.b64encode(unknown).decode()
+
+    return Probe(build.edit(_signed(w), swap))
 
 
 @case("keyinfo-removed", "SIGNATURE_INVALID", "a signature without KeyInfo")

@@ -13,10 +13,13 @@ the same header), a changed character may not.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import sys
 
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 from lxml import etree
@@ -27,7 +30,14 @@ from schemas.xml import parse
 from signing.document import canonicalize, enveloped_digest, scan
 from tests.corpus.build import DS, LENIENT
 from tests.fuzz import strategies
-from tests.fuzz.strategies import MAX_BYTES, NOW, VALID_DOCUMENTS, signed_content, verifier
+from tests.fuzz.strategies import (
+    MAX_BYTES,
+    NOW,
+    SIGNERS,
+    VALID_DOCUMENTS,
+    signed_content,
+    verifier,
+)
 
 _verify_module = sys.modules["signing.verify"]
 
@@ -137,3 +147,57 @@ def test_a_leniently_parsed_tree_is_verified_or_rejected_never_crashes(
     with contextlib.suppress(Rejection):
         verifier().verify(root, at=NOW)
     assert etree.tostring(root) == before, "verify changed the caller's tree"
+
+
+_LEAF_DER = SIGNERS["ec"].certificate.public_bytes(Encoding.DER)
+_LEAF_B64 = base64.b64encode(_LEAF_DER)
+_EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")  # 1.2.840.10045.2.1
+_UNKNOWN_KEY_DER = _LEAF_DER.replace(_EC_PUBLIC_KEY_OID, bytes.fromhex("06072a8648ce3d0209"), 1)
+"""The signer's certificate with its key algorithm changed to an OID nobody knows."""
+
+
+def _with_certificates(*ders: bytes) -> bytes:
+    """The EC-signed edoc with its X509Certificate replaced by ``ders`` (leaf first)."""
+    texts = b"</ds:X509Certificate><ds:X509Certificate>".join(base64.b64encode(d) for d in ders)
+    return VALID_DOCUMENTS["edoc"].replace(_LEAF_B64, texts, 1)
+
+
+@st.composite
+def _mutated_der(draw: st.DrawFn) -> bytes:
+    der = bytearray(_LEAF_DER)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(der) - 1))
+        kind = draw(st.sampled_from(["flip", "set", "insert", "delete"]))
+        if kind == "flip":
+            der[at] ^= draw(st.integers(1, 255))
+        elif kind == "set":
+            der[at] = draw(st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0x81, 0xFF]))
+        elif kind == "insert":
+            der[at:at] = draw(st.binary(min_size=1, max_size=4))
+        elif len(der) > 1:
+            del der[at]
+    return bytes(der)
+
+
+@given(_mutated_der(), st.booleans())
+@example(_UNKNOWN_KEY_DER, False)
+@example(_UNKNOWN_KEY_DER, True)
+def test_a_mutated_certificate_is_rejected_never_crashes(der: bytes, as_intermediate: bool) -> None:
+    """The DER of the signer's certificate (or of an intermediate after it), damaged:
+    a rejection, never another exception, and never a valid signer."""
+    body = _with_certificates(_LEAF_DER, der) if as_intermediate else _with_certificates(der)
+    result = strategies.verdict(body)
+    event(result)
+    if der != _LEAF_DER and not as_intermediate:
+        assert result != "VALID"
+
+
+@pytest.mark.parametrize("as_intermediate", [False, True], ids=["signer", "intermediate"])
+def test_a_certificate_with_an_unknown_key_algorithm_is_signature_invalid(
+    as_intermediate: bool,
+) -> None:
+    """Found by probing the verifier: cryptography's UnsupportedAlgorithm escaped it, and
+    the pipeline took the message for a bug of its own ("could not process")."""
+    assert _UNKNOWN_KEY_DER != _LEAF_DER
+    leaf, *chain = [_LEAF_DER, _UNKNOWN_KEY_DER] if as_intermediate else [_UNKNOWN_KEY_DER]
+    assert strategies.verdict(_with_certificates(leaf, *chain)) == "SIGNATURE_INVALID"
