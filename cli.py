@@ -7,6 +7,7 @@ import click
 from axis.commands import (
     agency,
     audit,
+    audit_bundle,
     bench,
     bridge,
     db,
@@ -47,6 +48,8 @@ main.add_command(group.group)
 main.add_command(status.status)
 main.add_command(serve.serve)
 main.add_command(audit.group)
+audit.group.add_command(audit_bundle.export)
+audit.group.add_command(audit_bundle.check)
 main.add_command(demo.demo)
 main.add_command(bench.bench)
 main.add_command(bridge.group)

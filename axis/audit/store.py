@@ -17,13 +17,17 @@ import secrets
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from axis.audit.chain import GENESIS, Break, Event, Link, chain, link_digest
 from axis.models import AuditEvent, AuditHead, ChainHead, table
+
+if TYPE_CHECKING:
+    from axis.receipts import ReceiptWriter
 
 _EVENTS = table(AuditEvent)
 _HEAD = table(AuditHead)
@@ -381,6 +385,21 @@ def event_digests(conn: Connection, first: int, last: int) -> tuple[str, bytes, 
     if problem is None and seq != last:
         problem = Break(seq + 1, f"the chain ends at seq {seq}, before {last}")
     return before, bytes(digests), problem
+
+
+def sign_head(conn: Connection, writer: ReceiptWriter, now: datetime) -> int | None:
+    """Sign the chain's head now, unless a signed head already covers it; return its seq.
+
+    The same statement the router signs on its clock (``Pipeline.sign_chain_head``),
+    for a tool that must not wait for it, such as ``axis audit export``.
+    """
+    seq, chain_hash = head(conn)
+    last = conn.execute(sa.select(sa.func.max(ChainHead.seq))).scalar()
+    if seq == 0 or (last is not None and last >= seq):
+        return None
+    body = writer.chain_head(seq=seq, chain_hash=chain_hash, signed_at=now)
+    conn.execute(sa.insert(ChainHead).values(seq=seq, hash=chain_hash, signed_at=now, body=body))
+    return seq
 
 
 @dataclass(frozen=True)
