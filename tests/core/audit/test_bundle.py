@@ -170,7 +170,11 @@ def _flip_middle(body: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("name", "change", "expected"),
     [
-        (bundle.DOCUMENT, _replace_once(b"<edXML:Subject>", b"<edXML:Subject>X"), "document.xml: its SHA-256"),
+        (
+            bundle.DOCUMENT,
+            _replace_once(b"<edXML:Subject>", b"<edXML:Subject>X"),
+            "document.xml: its SHA-256",
+        ),
         (bundle.RECEIPT, _replace_once(b"<AuditSeq>", b"<AuditSeq>1"), "does not verify"),
         (bundle.HEAD, _replace_once(b"<Seq>", b"<Seq>1"), "chain-head.xml: the hub's signature"),
         (bundle.EVENTS, _replace_once(b'"DELIVERED"', b'"REJECTED"'), "does not match the chain"),
@@ -371,4 +375,3 @@ def test_read_zip_refuses_what_is_not_a_zip() -> None:
         bundle.read_zip(b"PK\x03\x04 not really")
     with pytest.raises(BundleError, match="missing"):
         check_files({}, TrustStore([make_ca("x").certificate]))
-
