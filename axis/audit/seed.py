@@ -42,7 +42,7 @@ from axis.audit import store
 from axis.audit.chain import GENESIS, canonical_detail, digest, link_hash
 from axis.models import Agency, AuditEvent, AuditHead, ChainHead, Delivery, Document, Status, table
 from axis.receipts import ReceiptWriter
-from schemas.samples import SUBJECTS, abbreviation
+from schemas.samples import SUBJECTS, UNITS, abbreviation
 
 AGENCIES_CSV = Path(__file__).resolve().parent.parent / "data" / "agencies.csv"
 
@@ -221,15 +221,16 @@ def _local_day(us: int) -> int:
 class _History:
     """The simulation: documents in time order, and a heap of what happens to them later.
 
-    ``emit`` receives each audit event in chain order; the row callbacks receive the
-    documents, statuses and deliveries rows as the events that create them are emitted.
+    ``emit`` receives each audit event in chain order and returns its sequence number and
+    stored time; the row callbacks receive the documents, statuses and deliveries rows
+    as the events that create them are emitted.
     """
 
     def __init__(
         self,
         agencies: Sequence[SeedAgency],
         rng: random.Random,
-        emit: Callable[..., int],
+        emit: Callable[..., tuple[int, str]],
         *,
         limit: int,
         end: int = 2**62,
@@ -315,15 +316,19 @@ class _History:
             if action == _DELIVER_EDOC:
                 doc, recipient = payload
                 self._room(1)
-                self.emit(when, "DELIVERED", doc.receipt_id, doc.document_id, doc.sender, recipient)
-                self.on_delivery((doc.receipt_id, recipient, _sql_time(when)))
+                _, text = self.emit(
+                    when, "DELIVERED", doc.receipt_id, doc.document_id, doc.sender, recipient
+                )
+                self.on_delivery((doc.receipt_id, recipient, text))
             elif action == _STATUS:
                 self._status(when, *payload)
             elif action == _DELIVER_STATUS:
                 doc, by, code, receipt_id = payload
                 self._room(1)
-                self.emit(when, "DELIVERED", receipt_id, doc.document_id, by, doc.sender, code)
-                self.on_delivery((receipt_id, doc.sender, _sql_time(when)))
+                _, text = self.emit(
+                    when, "DELIVERED", receipt_id, doc.document_id, by, doc.sender, code
+                )
+                self.on_delivery((receipt_id, doc.sender, text))
             else:
                 original, recipients, business = payload
                 self.document(when, original.sender, recipients, acts_on=(original, business))
@@ -343,15 +348,15 @@ class _History:
             return  # revoked, updated or replaced: nobody works on it any more
         self._room(1)
         receipt_id, message_id, sha256 = self._uuid(), self._uuid(), self._hex256()
-        size = 2800 + self.rng.randrange(900)
-        stated = at - 200_000 - self.rng.randrange(5 * _US)
+        size = 2800 + int(self.rng.random() * 900)
+        stated = at - 200_000 - int(self.rng.random() * 5 * _US)
         # canonical_detail() of these five plain values, written out: statuses are
         # a third of all events (a test checks the two agree).
         detail = (
             f'{{"message_id":"{message_id}","sha256":"{sha256}","size":{size},'
             f'"stated_at":"{_wire_time(stated)}","type":"status"}}'
         )
-        seq = self.emit(
+        seq, text = self.emit(
             at, "STATUS", receipt_id, doc.document_id, by, doc.sender, code, detail=detail
         )
         self.on_status(
@@ -363,12 +368,14 @@ class _History:
                 code,
                 sha256,
                 _sql_time(stated),
-                _sql_time(at),
+                text,
                 seq,
             )
         )
         self._push(
-            at + 8_000 + self.rng.randrange(150_000), _DELIVER_STATUS, (doc, by, code, receipt_id)
+            at + 8_000 + int(self.rng.random() * 150_000),
+            _DELIVER_STATUS,
+            (doc, by, code, receipt_id),
         )
 
     def _recipients(self, sender: str) -> list[str]:
@@ -380,11 +387,11 @@ class _History:
         elif roll < 0.012:
             group = self.provinces if rng.random() < 0.5 else self.ministries
         if group:
-            chosen = [c for c in group if c != sender]
-            if chosen:
-                return chosen
+            members = [c for c in group if c != sender]
+            if members:
+                return members
         count = 1 if roll < 0.7 else 2 if roll < 0.85 else rng.randint(3, 6)
-        chosen = set()
+        chosen: set[str] = set()
         while len(chosen) < count:
             code = rng.choice(self.codes)
             if code != sender:
@@ -434,7 +441,8 @@ class _History:
         key = (sender, local.year)
         number = self.numbers.get(key, 0) + 1
         self.numbers[key] = number
-        return f"{sender},{local:%Y/%m/%d},{number}/{abbreviation(sender)}-VP"
+        unit = UNITS[number % len(UNITS)]
+        return f"{sender},{local:%Y/%m/%d},{number}/{abbreviation(sender)}-{unit}"
 
     def arrive(self, at: int) -> None:
         """Something reaches the hub at ``at``: usually a new document, sometimes a rejected one."""
@@ -468,7 +476,9 @@ class _History:
                 "type": "edoc",
             }
         )
-        seq = self.emit(at, "RECEIVED", receipt_id, document_id, sender, None, None, detail=detail)
+        seq, text = self.emit(
+            at, "RECEIVED", receipt_id, document_id, sender, None, None, detail=detail
+        )
         business_type, acts_on_id = 0, None
         if acts_on:
             original, (business_type, event, state) = acts_on
@@ -499,7 +509,7 @@ class _History:
                 sender,
                 sha256,
                 size,
-                _sql_time(at),
+                text,
                 seq,
                 self._subject(day),
                 rng.randint(1, 7),
@@ -516,7 +526,7 @@ class _History:
         if due is not None:
             deadline = (due.toordinal() - date(1970, 1, 1).toordinal() + 1) * _DAY - _VIETNAM_US
         for recipient in recipients:
-            delivered = at + 15_000 + rng.randrange(250_000)
+            delivered = at + 15_000 + int(rng.random() * 250_000)
             self._push(delivered, _DELIVER_EDOC, (doc, recipient))
             self._plan_statuses(doc, recipient, delivered, deadline)
         if not acts_on and rng.random() < 0.01:
@@ -538,15 +548,15 @@ class _History:
                 self._office_hours(at + self._lognormal(3 * _HOUR, 1.0)), _STATUS, (doc, by, "02")
             )
             return
-        if rng.random() < 0.12:
+        if rng.random() < 0.05:
             return  # taken in, then nothing more said
         at = self._office_hours(at + self._lognormal(4 * _HOUR * pace, 1.0))
         self._push(at, _STATUS, (doc, by, "03"))
         if rng.random() < 0.3:
             at = self._office_hours(at + self._lognormal(_DAY * pace, 0.8))
             self._push(at, _STATUS, (doc, by, "04"))
-        if rng.random() < 0.15:
-            return
+        if rng.random() < 0.05:
+            return  # accepted, never assigned
         at = self._office_hours(at + self._lognormal(_DAY * pace, 0.8))
         self._push(at, _STATUS, (doc, by, "05"))
         if deadline is not None:
@@ -597,7 +607,7 @@ def events_per_document(
 ) -> float:
     """The simulation's mean number of audit events per arrival, measured on a sample."""
     rng = random.Random(seed ^ 0x5EED)
-    history = _History(agencies, rng, lambda *a, **k: 0, limit=10**12)
+    history = _History(agencies, rng, lambda *a, **k: (0, ""), limit=10**12)
     at = 1_700_000_000 * _US
     for _ in range(sample):
         at += 60 * _US
@@ -636,7 +646,9 @@ class _Writer:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self.raw = engine.raw_connection()
-        self.dbapi: Any = self.raw.driver_connection
+        dbapi = self.raw.driver_connection
+        assert dbapi is not None
+        self.dbapi: Any = dbapi
         if not self.postgres:
             cursor = self.dbapi.cursor()
             # A seeded history is rebuilt if the machine fails half-way: no fsync per chunk.
@@ -774,7 +786,7 @@ def seed(
         code: str | None = None,
         *,
         detail: str = "{}",
-    ) -> int:
+    ) -> tuple[int, str]:
         nonlocal seq, previous
         seq += 1
         moment = _EPOCH + timedelta(microseconds=at)
@@ -782,10 +794,11 @@ def seed(
             previous,
             digest(seq, moment, kind, receipt_id, document_id, sender, recipient, code, detail),
         )
+        text = _sql_time(at)
         events.append(
             (
                 seq,
-                moment.replace(tzinfo=None).isoformat(" ", "microseconds"),
+                text,
                 kind,
                 receipt_id,
                 document_id,
@@ -798,7 +811,7 @@ def seed(
         )
         if kind == "REJECTED":
             report.rejections += 1
-        return seq
+        return seq, text
 
     def flush() -> None:
         out.begin()
