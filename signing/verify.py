@@ -329,7 +329,7 @@ def _describe_certificate(text: str) -> _Certificate:
         subject_code = common_name(certificate)
     except Rejection as exc:
         unfit = exc.reason
-    except ValueError as exc:
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         unfit = f"unreadable certificate extension: {exc}"
     algorithm = (
         SignatureMethod.RSA_SHA256

@@ -154,6 +154,10 @@ _LEAF_B64 = base64.b64encode(_LEAF_DER)
 _EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")  # 1.2.840.10045.2.1
 _UNKNOWN_KEY_DER = _LEAF_DER.replace(_EC_PUBLIC_KEY_OID, bytes.fromhex("06072a8648ce3d0209"), 1)
 """The signer's certificate with its key algorithm changed to an OID nobody knows."""
+_BAD_POINT_DER = _LEAF_DER.replace(bytes.fromhex("03420004"), bytes.fromhex("03420044"), 1)
+"""The signer's certificate with a public key that is no point (found by the long run)."""
+_TWO_KEY_USAGES_DER = _LEAF_DER.replace(bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d0f"), 1)
+"""The signer's certificate with its subjectKeyIdentifier renamed a second keyUsage."""
 
 
 def _with_certificates(*ders: bytes) -> bytes:
@@ -182,6 +186,9 @@ def _mutated_der(draw: st.DrawFn) -> bytes:
 @given(_mutated_der(), st.booleans())
 @example(_UNKNOWN_KEY_DER, False)
 @example(_UNKNOWN_KEY_DER, True)
+@example(_BAD_POINT_DER, False)
+@example(_TWO_KEY_USAGES_DER, False)
+@example(_TWO_KEY_USAGES_DER, True)
 def test_a_mutated_certificate_is_rejected_never_crashes(der: bytes, as_intermediate: bool) -> None:
     """The DER of the signer's certificate (or of an intermediate after it), damaged:
     a rejection, never another exception, and never a valid signer."""
@@ -193,11 +200,22 @@ def test_a_mutated_certificate_is_rejected_never_crashes(der: bytes, as_intermed
 
 
 @pytest.mark.parametrize("as_intermediate", [False, True], ids=["signer", "intermediate"])
-def test_a_certificate_with_an_unknown_key_algorithm_is_signature_invalid(
-    as_intermediate: bool,
+@pytest.mark.parametrize(
+    "damaged", [_UNKNOWN_KEY_DER, _BAD_POINT_DER], ids=["unknown-oid", "no-point"]
+)
+def test_a_certificate_whose_key_cannot_be_loaded_is_signature_invalid(
+    damaged: bytes, as_intermediate: bool
 ) -> None:
-    """Found by probing the verifier: cryptography's UnsupportedAlgorithm escaped it, and
-    the pipeline took the message for a bug of its own ("could not process")."""
-    assert _UNKNOWN_KEY_DER != _LEAF_DER
-    leaf, *chain = [_LEAF_DER, _UNKNOWN_KEY_DER] if as_intermediate else [_UNKNOWN_KEY_DER]
+    """Found by the fuzzers (the long run of the mutation test): cryptography's
+    UnsupportedAlgorithm (an unknown key OID) and ValueError (a key that is no curve
+    point) escaped the verifier, and the pipeline took the message for a bug of its own."""
+    assert damaged != _LEAF_DER
+    leaf, *chain = [_LEAF_DER, damaged] if as_intermediate else [damaged]
     assert strategies.verdict(_with_certificates(leaf, *chain)) == "SIGNATURE_INVALID"
+
+
+def test_a_certificate_with_a_duplicated_extension_is_cert_untrusted() -> None:
+    """Found by the certificate fuzzer: cryptography's DuplicateExtension, which is no
+    ValueError, escaped the signing-fitness check."""
+    assert _TWO_KEY_USAGES_DER != _LEAF_DER
+    assert strategies.verdict(_with_certificates(_TWO_KEY_USAGES_DER)) == "CERT_UNTRUSTED"
