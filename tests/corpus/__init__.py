@@ -7,8 +7,29 @@
 
 ``tests/hub/test_corpus.py`` runs the table against one real ``axis serve``, alone
 and under a steady stream of valid documents; ``tests/fuzz`` reuses the primitives.
+``.venv/bin/python -m tests.corpus`` prints the table.
 """
 
-from tests.corpus.cases import ACCEPTED, CASES, QUARANTINED, Case, Party, Probe, World, shuffled
+from tests.corpus.cases import (
+    ACCEPTED,
+    CASES,
+    OWN,
+    QUARANTINED,
+    Case,
+    Party,
+    Probe,
+    World,
+    shuffled,
+)
 
-__all__ = ["ACCEPTED", "CASES", "QUARANTINED", "Case", "Party", "Probe", "World", "shuffled"]
+__all__ = [
+    "ACCEPTED",
+    "CASES",
+    "OWN",
+    "QUARANTINED",
+    "Case",
+    "Party",
+    "Probe",
+    "World",
+    "shuffled",
+]

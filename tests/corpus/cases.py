@@ -755,6 +755,23 @@ def _(w: World) -> Probe:
     return Probe(build.edit(_signed(w), swap))
 
 
+@case(
+    "certificate-duplicate-extension",
+    "CERT_UNTRUSTED",
+    "the sender's certificate with two keyUsage extensions (escaped the verifier as "
+    "DuplicateExtension before the fix)",
+)
+def _(w: World) -> Probe:
+    der = w.sender.signer.certificate.public_bytes(Encoding.DER)
+    subject_key_identifier, key_usage = bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d0f")
+    twice = build.replace_once(der, subject_key_identifier, key_usage)
+
+    def swap(root: etree._Element) -> None:
+        next(root.iter(f"{DS}X509Certificate")).text = base64.b64encode(twice).decode()
+
+    return Probe(build.edit(_signed(w), swap))
+
+
 @case("keyinfo-removed", "SIGNATURE_INVALID", "a signature without KeyInfo")
 def _(w: World) -> Probe:
     def remove(root: etree._Element) -> None:

@@ -22,7 +22,7 @@ when ``CI`` is set (as in ``.ci/run``), else ``dev``:
 - ``ci``: 200 examples per test;
 - ``long``: 20,000 examples per test and a longer deadline, for a fuzzing session::
 
-      HYPOTHESIS_PROFILE=long .venv/bin/pytest tests/fuzz -p no:randomly
+      HYPOTHESIS_PROFILE=long .venv/bin/pytest tests/fuzz --hypothesis-show-statistics
 
   Every finding is kept as an ``@example`` or an explicit regression test.
 

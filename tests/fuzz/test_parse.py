@@ -2,16 +2,18 @@
 
 For any input, :func:`schemas.xml.parse` → :func:`schemas.validate` → the reader of
 the kind found (:func:`schemas.read_header` for an edoc, the typed parsers for the
-others) either succeeds or raises :class:`axis.rejections.Rejection`, and never
-takes longer than the profile's deadline (see ``conftest.py``). Inputs come from
-three generators: raw bytes, XML-like text assembled from the constructs an
-attacker reaches for (DOCTYPEs, entities, CDATA, PIs, comments, namespaces, deep
-nesting, odd encodings), and byte-level mutations of valid documents, which are
-the only inputs that get past the schema to the readers.
+others), and :meth:`signing.Verifier.verify` on the same bytes, each either succeed
+or raise :class:`axis.rejections.Rejection`, and never take longer than the
+profile's deadline (see ``conftest.py``). Inputs come from three generators: raw
+bytes, XML-like text assembled from the constructs an attacker reaches for
+(DOCTYPEs, entities, CDATA, PIs, comments, namespaces, deep nesting, odd
+encodings), and byte and tree mutations of valid documents, which are the only
+inputs that get past the schema to the readers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,12 @@ def read_any(data: bytes) -> str:
 
 
 def outcome(data: bytes) -> str:
-    """The kind read, or the rejection code; any other exception propagates (a bug)."""
+    """The kind read, or the rejection code; any other exception propagates (a bug).
+
+    The verifier is also run on the raw bytes, schema or not: it parses them itself.
+    """
+    with contextlib.suppress(Rejection):
+        strategies.verifier().verify(data, at=strategies.NOW, max_bytes=MAX_BYTES)
     try:
         return read_any(data)
     except Rejection as exc:

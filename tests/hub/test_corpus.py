@@ -46,7 +46,7 @@ from axis.rejections import CODES  # noqa: E402
 from schemas.samples import sample_edoc  # noqa: E402
 from signing import Signer, TrustStore, Verifier  # noqa: E402
 from signing.pki import CertifiedKey, load_certificates, load_key, make_crl, make_leaf  # noqa: E402
-from tests.corpus import ACCEPTED, CASES, QUARANTINED, Case, Probe, shuffled  # noqa: E402
+from tests.corpus import ACCEPTED, CASES, OWN, QUARANTINED, Case, Probe, shuffled  # noqa: E402
 from tests.hub.conftest import Agency, Hub, Message, _start_hub, _stop_hub  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -113,13 +113,14 @@ class CorpusWorld:
         return document
 
     def publisher(self, probe: Probe) -> Agency:
+        """Who publishes ``probe``: its own publisher, or the corpus's sender."""
         return probe.publisher or self.sender  # type: ignore[return-value]
 
     def publish(self, probe: Probe) -> str | None:
         """Publish ``probe`` to axis.submit as its publisher; return the message id used."""
         agency = self.publisher(probe)
-        message_id = str(uuid.uuid4()) if probe.message_id == "" else probe.message_id
-        user_id = agency.code if probe.user_id == "" else probe.user_id
+        message_id = str(uuid.uuid4()) if probe.message_id == OWN else probe.message_id
+        user_id = agency.code if probe.user_id == OWN else probe.user_id
         agency.channel().basic_publish(
             "axis.submit",
             "",
