@@ -312,7 +312,46 @@ def corpus(broker: BrokerEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
         _stop_hub(hub)
 
 
+ISSUE_7_LIST = {
+    "malformed and truncated XML": {"unclosed-element", "truncated-half", "truncated-last-byte"},
+    "XXE": {"xxe-external-entity", "xxe-parameter-entity", "external-dtd-local-file"},
+    "billion laughs": {"billion-laughs", "quadratic-blowup"},
+    "very deep nesting": {"deep-nesting", "very-deep-nesting"},
+    "wrong namespace": {"wrong-namespace", "no-namespace"},
+    "schema violations": {"missing-subject", "priority-out-of-range", "two-signatures"},
+    "non-UTF-8 and empty bodies": {"invalid-utf8", "utf16-without-declaration", "empty-body"},
+    "an oversized body": {"oversized-document", "oversized-garbage"},
+    "signature wrapping": {"wrapped-original-in-object", "signature-transplanted"},
+    "XPath/transform tricks": {"xpath-transform", "inclusive-c14n-transform"},
+    "stripped signature": {"stripped-signature"},
+    "wrong reference URI": {"reference-uri-fragment", "reference-uri-absent"},
+    "altered content after signing": {"subject-changed", "recipient-added"},
+    "key substitution, KeyInfo with a different cert": {
+        "key-substitution",
+        "keyinfo-certificate-of-another-agency",
+    },
+    "weak key": {"weak-rsa-1024", "ec-p384"},
+    "wrong algorithm (SHA-1, MD5)": {"sha1-digest", "md5-digest", "rsa-sha1-signature"},
+    "HMAC confusion": {"hmac-keyed-with-the-public-key"},
+    "comments injection": {"comment-injected", "processing-instruction-injected"},
+    "expired, not yet valid": {"cert-expired", "cert-not-yet-valid"},
+    "revoked via CRL, in the registry": {"cert-revoked-by-crl", "cert-revoked-in-registry"},
+    "unknown CA, wrong keyUsage": {"cert-unknown-ca", "cert-wrong-key-usage"},
+    "cert of another agency": {"cert-of-another-agency"},
+    "a spoofed From": {"spoofed-from", "replayed-document-of-another-agency"},
+    "a missing user_id": {"missing-user-id"},
+    "unknown and suspended recipients": {"unknown-recipient", "suspended-recipient"},
+    "a DocumentId conflict": {"document-id-conflict"},
+    "a revoke of someone else's document": {"revoke-of-another-agencys-document"},
+    "a status from a non-recipient": {"status-from-non-recipient"},
+}
+"""Issue #7's list of bad inputs, item by item, and the corpus cases that cover it."""
+
+
 def test_the_corpus_covers_every_rejection_code_and_the_issue_list() -> None:
+    ids = {c.id for c in CASES}
+    for item, cases in ISSUE_7_LIST.items():
+        assert cases <= ids, f"{item}: {cases - ids}"
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
     assert set(CODES) <= {c.expect for c in CASES}
