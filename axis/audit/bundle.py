@@ -795,6 +795,7 @@ def export_bundle(
     document_id: str,
     *,
     writer: ReceiptWriter | None = None,
+    write_engine: sa.Engine | None = None,
     now: datetime | None = None,
 ) -> Export:
     """Gather ``document_id``'s evidence from the hub's database and archive.
@@ -805,6 +806,10 @@ def export_bundle(
     newest signed head and :attr:`Export.omitted` counts the events left out.
     Raises :class:`ExportError` when the document is unknown, the chain is broken
     along the run, or a body or receipt is missing.
+
+    ``engine`` only reads (on SQLite, give a reader: a writer's transactions would
+    hold the hub's write lock for the whole read); the head is signed through
+    ``write_engine`` (default ``engine``).
     """
     with engine.connect() as conn:
         trail = store.trail(conn, document_id)
@@ -817,7 +822,7 @@ def export_bundle(
     signed = False
     if head is None and writer is not None:
         try:
-            with engine.begin() as conn:
+            with (write_engine or engine).begin() as conn:
                 signed = store.sign_head(conn, writer, now or datetime.now(UTC)) is not None
         except sa.exc.IntegrityError:
             pass  # a router signed the same head at the same moment: use that one

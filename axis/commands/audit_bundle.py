@@ -74,15 +74,22 @@ def export(ctx: click.Context, document_id: str, out: Path, sign_head: bool) -> 
             writer = ReceiptWriter(hub_signer(config))
         except (ConfigError, OSError, ValueError):
             writer = None  # an auditor without the hub's key still gets a bundle
-    engine = make_engine(config.database.url, writer=sign_head)
+    # Reads through a reader: on SQLite a writer's transaction would hold the hub's
+    # write lock for as long as the export reads.
+    engine = make_engine(config.database.url, writer=False)
+    write_engine = make_engine(config.database.url) if writer is not None else None
     archive = Archive(config.hub.archive_dir)
     try:
-        result = export_bundle(engine, archive, document_id, writer=writer)
+        result = export_bundle(
+            engine, archive, document_id, writer=writer, write_engine=write_engine
+        )
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         archive.close()
         engine.dispose()
+        if write_engine is not None:
+            write_engine.dispose()
     partial = out.with_name(out.name + ".part")
     write_zip(result.files, partial, when=result.head_signed_at)
     partial.replace(out)
