@@ -623,7 +623,7 @@ def stats(conn: Connection, q: StatsQuery) -> StatsReport:
         sa.func.count(p.ack_at).over(partition_by=(p.agency, p.period)).label("acks"),
     ).subquery("ranked")
     r = ranked.c
-    middle = sa.and_(r.ack_at.is_not(None), r.rank.in_([(r.acks + 1) / 2, (r.acks + 2) / 2]))
+    middle = sa.and_(r.ack_at.is_not(None), r.rank.in_([(r.acks + 1) // 2, (r.acks + 2) // 2]))
     on_time = sa.and_(
         r.due_date.is_not(None),
         r.done_at.is_not(None),
