@@ -12,18 +12,22 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import os
 import queue
 import secrets
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.exc import NoResultFound
 
 from axis.audit.chain import GENESIS, Break, Event, Link, chain, link_digest
+from axis.db import make_engine
 from axis.models import AuditEvent, AuditHead, ChainHead, table
 
 if TYPE_CHECKING:
@@ -402,6 +406,47 @@ def sign_head(conn: Connection, writer: ReceiptWriter, now: datetime) -> int | N
     return seq
 
 
+def _check_ranges(
+    conn: Connection, last: int, heads: Mapping[int, str], count: int
+) -> tuple[int, str, int, Break | None]:
+    """Check links 1..``last`` as ``count`` consecutive ranges, each on its own connection."""
+    bounds = [last * i // count for i in range(count + 1)]
+    ranges = [(bounds[i] + 1, bounds[i + 1]) for i in range(count) if bounds[i + 1] > bounds[i]]
+
+    # A reader engine of its own: on SQLite its transactions never take the write lock.
+    readers = make_engine(conn.engine.url.render_as_string(hide_password=False), writer=False)
+
+    def check(first_last: tuple[int, int]) -> tuple[int, str, int, Break | None]:
+        first, end = first_last
+        with readers.connect() as own:
+            try:
+                before = hash_at(own, first - 1)
+            except NoResultFound:  # the range before reports it, with what it found
+                return first - 1, GENESIS, 0, Break(first - 1, "missing link")
+            seq, previous, seen, problem = _check_run(
+                own, first, end, after_hash=before, heads=heads
+            )
+            if problem is None and seq != end:
+                found = own.execute(
+                    sa.select(sa.func.min(_EVENTS.c.seq)).where(_EVENTS.c.seq > seq)
+                ).scalar()
+                if found is not None:  # else the chain just ends: compared with its head
+                    problem = Break(seq + 1, f"missing link: expected seq {seq + 1}, found {found}")
+        return seq, previous, seen, problem
+
+    try:
+        with ThreadPoolExecutor(len(ranges), thread_name_prefix="axis-audit-verify") as pool:
+            results = list(pool.map(check, ranges))
+    finally:
+        readers.dispose()
+    heads_seen = 0
+    for seq, previous, seen, problem in results:
+        heads_seen += seen
+        if problem is not None:
+            return seq, previous, heads_seen, problem
+    return (*results[-1][:2], heads_seen, None)
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """The outcome of recomputing the chain."""
@@ -418,8 +463,20 @@ class VerifyReport:
         return self.problem is None
 
 
+PARALLEL_MIN_EVENTS = 200_000
+"""Below this many events one connection verifies the chain; above, :func:`verify` splits it."""
+
+
+def default_workers() -> int:
+    """Connections :func:`verify` uses on a long chain: one per core, at most four."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def verify(
-    conn: Connection, *, check_head: Callable[[Any], str | None] | None = None
+    conn: Connection,
+    *,
+    check_head: Callable[[Any], str | None] | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Recompute the whole chain and check it against the signed chain heads.
 
@@ -427,9 +484,15 @@ def verify(
     body) and returns a reason when it does not verify. The report names the first
     broken or missing link, or the first signed head that disagrees or does not verify.
 
-    The rows are streamed once, in chunks, without per-row ORM work; the whole
-    check reads one snapshot (one transaction; REPEATABLE READ on PostgreSQL when
-    the caller has not begun one), so routers appending meanwhile are no problem.
+    The rows are streamed in chunks, without per-row ORM work. Each link's check
+    needs only the stored hash before it, so a long chain is split into ``workers``
+    consecutive ranges (default :func:`default_workers`), each checked on a
+    connection of its own (on PostgreSQL a server process each) from the stored hash
+    before it: together they check every link, and the first break of the first
+    range that has one is the chain's first break. The head and the signed heads
+    are read in ``conn``'s transaction (REPEATABLE READ on PostgreSQL when the caller
+    has not begun one); the ranges end at that head, and events past it are read in
+    that same snapshot, so routers appending meanwhile are no problem.
     """
     if conn.dialect.name == "postgresql" and not conn.in_transaction():
         conn.execution_options(isolation_level="REPEATABLE READ")
@@ -437,9 +500,20 @@ def verify(
     heads = dict(
         conn.execute(sa.select(ChainHead.seq, ChainHead.hash).order_by(ChainHead.seq)).all()
     )
-    seq, previous, heads_checked, problem = _check_run(
-        conn, 1, _LAST, after_hash=GENESIS, heads=heads
-    )
+    count = workers if workers is not None else default_workers()
+    database = conn.engine.url.database or ""
+    if stored_seq < PARALLEL_MIN_EVENTS or ":memory:" in database or database == "":
+        count = 1
+    if count > 1:
+        seq, previous, heads_checked, problem = _check_ranges(conn, stored_seq, heads, count)
+    else:
+        seq, previous, heads_checked, problem = 0, GENESIS, 0, None
+    if problem is None:
+        # The rest (everything, on one connection) in the caller's snapshot.
+        seq, previous, more, problem = _check_run(
+            conn, seq + 1, _LAST, after_hash=previous, heads=heads
+        )
+        heads_checked += more
     if check_head is not None:
         # Signatures after the walk (one public-key operation per head), in order, so
         # the earlier of a bad signature and a broken link is the one reported.

@@ -51,8 +51,13 @@ class Verification:
         return self.report.checked / self.seconds if self.seconds > 0 else 0.0
 
 
-def verify_trail(conn: Connection, verifier: Verifier) -> Verification:
-    """Recompute the chain and check every signed head; time it."""
+def verify_trail(
+    conn: Connection, verifier: Verifier, *, workers: int | None = None
+) -> Verification:
+    """Recompute the chain and check every signed head; time it.
+
+    ``workers``: connections to split a long chain over (see :func:`axis.audit.store.verify`).
+    """
     started = time.perf_counter()
-    report = store.verify(conn, check_head=head_checker(verifier))
+    report = store.verify(conn, check_head=head_checker(verifier), workers=workers)
     return Verification(report, time.perf_counter() - started)

@@ -423,3 +423,59 @@ def test_verify_streams_in_chunks(engine, monkeypatch) -> None:
     assert verify(engine).checked == 16
     execute(engine, "DELETE FROM audit_events WHERE seq = 12")
     assert verify(engine).problem.reason == "missing link: expected seq 12, found 13"
+
+
+@pytest.fixture
+def ranges(monkeypatch):
+    """verify() splitting even a short chain into three ranges on connections of their own."""
+    monkeypatch.setattr(store, "PARALLEL_MIN_EVENTS", 0)
+    return {"workers": 3}
+
+
+def test_verify_in_ranges_passes_a_clean_chain_and_counts_every_head(
+    engine, hub_keys, ranges
+) -> None:
+    writer, verifier = hub_keys
+    fill(engine, batches=2)
+    sign_head(engine, writer)
+    fill_more(engine, 9, 14)
+    sign_head(engine, writer)
+    report = verify(engine, check_head=head_checker(verifier), **ranges)
+    assert report.ok, report.problem
+    assert (report.checked, report.heads_checked) == (14, 2)
+    with engine.connect() as conn:
+        assert (report.last_seq, report.last_hash) == store.head(conn)
+
+
+@pytest.mark.parametrize(
+    ("sql", "seq", "reason"),
+    [
+        ("UPDATE audit_events SET detail = '{}' WHERE seq = 9", 9, "recomputed hash differs"),
+        ("DELETE FROM audit_events WHERE seq = 4", 4, "missing link: expected seq 4, found 5"),
+        ("DELETE FROM audit_events WHERE seq = 5", 5, "missing link: expected seq 5, found 6"),
+        ("DELETE FROM audit_events WHERE seq IN (4, 5)", 4, "expected seq 4, found 6"),
+        ("DELETE FROM audit_events WHERE seq = 12", 12, "the chain ends at seq 11 but its head"),
+        ("UPDATE audit_events SET hash = '" + "0" * 64 + "' WHERE seq = 8", 8, "recomputed"),
+    ],
+    ids=[
+        "changed",
+        "deleted-end-of-range",
+        "deleted-start-of-range",
+        "deleted-across",
+        "last",
+        "hash",
+    ],
+)
+def test_verify_in_ranges_names_the_same_first_break(engine, ranges, sql, seq, reason) -> None:
+    fill(engine)  # 12 events: ranges 1-4, 5-8, 9-12
+    execute(engine, sql)
+    report = verify(engine, **ranges)
+    assert report.problem.seq == seq and reason in report.problem.reason
+    single = verify(engine, workers=1)
+    assert (single.problem, single.checked) == (report.problem, report.checked)
+
+
+def test_verify_in_ranges_reports_the_earliest_of_several_breaks(engine, ranges) -> None:
+    fill(engine)
+    execute(engine, "UPDATE audit_events SET detail = '{}' WHERE seq IN (6, 11)")
+    assert verify(engine, **ranges).problem.seq == 6
