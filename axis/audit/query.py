@@ -592,52 +592,57 @@ def stats(conn: Connection, q: StatsQuery) -> StatsReport:
     ):
         row(agency, period).rejected = count
 
-    # One row per delivered document and recipient, with the recipient's first 01 and 06.
+    # One row per delivered document and recipient: how long until the recipient's
+    # first 01, and whether its first 06 came before the end of the due date. The
+    # CTE is materialized so that each status lookup runs once per row, and both
+    # window functions share one sort.
     ack_at = _first_status(d.c.document_id, dl.c.recipient, ACKNOWLEDGED)
     done_at = _first_status(d.c.document_id, dl.c.recipient, COMPLETED)
     per_delivery = (
         sa.select(
             dl.c.recipient.label("agency"),
             _period(d.c.received_at, q.by, q.offset, dialect).label("period"),
-            d.c.received_at.label("sent_at"),
             d.c.due_date.label("due_date"),
-            ack_at.label("ack_at"),
-            done_at.label("done_at"),
+            _seconds_between(d.c.received_at, ack_at, dialect).label("wait"),
+            sa.case(
+                (
+                    d.c.due_date.is_not(None),
+                    sa.case((done_at < _deadline(d.c.due_date, dialect), 1), else_=0),
+                ),
+                else_=0,
+            ).label("on_time"),
         )
         .select_from(d.join(dl, dl.c.receipt_id == d.c.receipt_id))
         .where(*in_range)
-        .subquery("per_delivery")
+        .cte("per_delivery")
+        .prefix_with("MATERIALIZED")
     )
     p = per_delivery.c
-    wait = _seconds_between(p.sent_at, p.ack_at, dialect)
+    partition, order = (p.agency, p.period), (p.wait.is_(None), p.wait)
     ranked = sa.select(
         p.agency,
         p.period,
-        p.ack_at,
+        p.wait,
         p.due_date,
-        p.done_at,
-        wait.label("wait"),
+        p.on_time,
         sa.func.row_number()
-        .over(partition_by=(p.agency, p.period, p.ack_at.is_(None)), order_by=wait)
+        .over(partition_by=partition, order_by=order, rows=(None, None))
         .label("rank"),
-        sa.func.count(p.ack_at).over(partition_by=(p.agency, p.period)).label("acks"),
+        sa.func.count(p.wait)
+        .over(partition_by=partition, order_by=order, rows=(None, None))
+        .label("acks"),
     ).subquery("ranked")
     r = ranked.c
-    middle = sa.and_(r.ack_at.is_not(None), r.rank.in_([(r.acks + 1) // 2, (r.acks + 2) // 2]))
-    on_time = sa.and_(
-        r.due_date.is_not(None),
-        r.done_at.is_not(None),
-        r.done_at < _deadline(r.due_date, dialect),
-    )
+    middle = sa.and_(r.wait.is_not(None), r.rank.in_([(r.acks + 1) // 2, (r.acks + 2) // 2]))
     for agency, period, received, acknowledged, median, due, done in conn.execute(
         sa.select(
             r.agency,
             r.period,
             sa.func.count(),
-            sa.func.count(r.ack_at),
+            sa.func.count(r.wait),
             sa.func.avg(sa.case((middle, r.wait))),
             sa.func.count(r.due_date),
-            sa.func.sum(sa.case((on_time, 1), else_=0)),
+            sa.func.sum(r.on_time),
         ).group_by(r.agency, r.period)
     ):
         stats_row = row(agency, period)
