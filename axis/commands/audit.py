@@ -602,6 +602,7 @@ def stats(
     type=click.FloatRange(min=0, min_open=True),
     help="Also list deliveries not acknowledged (01) within this many hours.",
 )
+@click.option("--since", help="Only documents received from this date or time on.")
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
@@ -618,6 +619,7 @@ def overdue(
     ctx: click.Context,
     as_of: str | None,
     ack_within: float | None,
+    since: str | None,
     limit: int,
     as_json: bool,
     as_csv: bool,
@@ -633,9 +635,10 @@ def overdue(
         raise click.UsageError("--json and --csv are exclusive")
     moment = parse_moment(as_of, utc=utc) if as_of else datetime.now(UTC)
     within = timedelta(hours=ack_within) if ack_within else None
+    start = parse_moment(since, utc=utc) if since else None
     engine = _engine(ctx)
     with engine.connect() as conn:
-        late = query.overdue(conn, query.OverdueQuery(moment, within))
+        late = query.overdue(conn, query.OverdueQuery(moment, within, start))
     engine.dispose()
     columns = (
         "agency",

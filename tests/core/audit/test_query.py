@@ -396,3 +396,14 @@ def test_trail_times_each_step_in_its_recipients_thread(history) -> None:
 def test_vietnam_date_of_an_instant() -> None:
     assert vietnam_date(datetime(2026, 3, 1, 16, 59, tzinfo=UTC)) == date(2026, 3, 1)
     assert vietnam_date(datetime(2026, 3, 1, 17, 0, tzinfo=UTC)) == date(2026, 3, 2)
+
+
+def test_overdue_since_keeps_to_documents_received_from_then(history) -> None:
+    old = history.document(S, [A], MONDAY - timedelta(days=60), due=date(2026, 1, 10))
+    new = history.document(S, [A], MONDAY, due=date(2026, 3, 3))
+    as_of = MONDAY + timedelta(days=5)
+    with history.engine.connect() as conn:
+        everything = overdue(conn, OverdueQuery(as_of))
+        recent = overdue(conn, OverdueQuery(as_of, since=MONDAY - timedelta(days=1)))
+    assert [i.document_id for i in everything[0].items] == [old, new]
+    assert [i.document_id for i in recent[0].items] == [new]
