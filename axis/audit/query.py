@@ -22,6 +22,7 @@ rejections, which leave no other row, are counted from the trail.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -593,64 +594,37 @@ def stats(conn: Connection, q: StatsQuery) -> StatsReport:
         row(agency, period).rejected = count
 
     # One row per delivered document and recipient: how long until the recipient's
-    # first 01, and whether its first 06 came before the end of the due date. The
-    # CTE is materialized so that each status lookup runs once per row, and both
-    # window functions share one sort.
+    # first 01, and whether its first 06 came before the end of the due date (looked
+    # up only for documents that have one). Counted here in one pass, with the exact
+    # median: the database only looks rows up, it sorts nothing.
     ack_at = _first_status(d.c.document_id, dl.c.recipient, ACKNOWLEDGED)
     done_at = _first_status(d.c.document_id, dl.c.recipient, COMPLETED)
+    period = _period(d.c.received_at, q.by, q.offset, dialect).label("period")
+    wait = _seconds_between(d.c.received_at, ack_at, dialect).label("wait")
+    on_time = sa.case(
+        (
+            d.c.due_date.is_not(None),
+            sa.case((done_at < _deadline(d.c.due_date, dialect), 1), else_=0),
+        ),
+        else_=None,
+    ).label("on_time")
     per_delivery = (
-        sa.select(
-            dl.c.recipient.label("agency"),
-            _period(d.c.received_at, q.by, q.offset, dialect).label("period"),
-            d.c.due_date.label("due_date"),
-            _seconds_between(d.c.received_at, ack_at, dialect).label("wait"),
-            sa.case(
-                (
-                    d.c.due_date.is_not(None),
-                    sa.case((done_at < _deadline(d.c.due_date, dialect), 1), else_=0),
-                ),
-                else_=0,
-            ).label("on_time"),
-        )
+        sa.select(dl.c.recipient, period, wait, on_time)
         .select_from(d.join(dl, dl.c.receipt_id == d.c.receipt_id))
         .where(*in_range)
-        .cte("per_delivery")
-        .prefix_with("MATERIALIZED")
     )
-    p = per_delivery.c
-    partition, order = (p.agency, p.period), (p.wait.is_(None), p.wait)
-    ranked = sa.select(
-        p.agency,
-        p.period,
-        p.wait,
-        p.due_date,
-        p.on_time,
-        sa.func.row_number()
-        .over(partition_by=partition, order_by=order, rows=(None, None))
-        .label("rank"),
-        sa.func.count(p.wait)
-        .over(partition_by=partition, order_by=order, rows=(None, None))
-        .label("acks"),
-    ).subquery("ranked")
-    r = ranked.c
-    middle = sa.and_(r.wait.is_not(None), r.rank.in_([(r.acks + 1) // 2, (r.acks + 2) // 2]))
-    for agency, period, received, acknowledged, median, due, done in conn.execute(
-        sa.select(
-            r.agency,
-            r.period,
-            sa.func.count(),
-            sa.func.count(r.wait),
-            sa.func.avg(sa.case((middle, r.wait))),
-            sa.func.count(r.due_date),
-            sa.func.sum(r.on_time),
-        ).group_by(r.agency, r.period)
-    ):
-        stats_row = row(agency, period)
-        stats_row.received = received
-        stats_row.acknowledged = acknowledged
-        stats_row.median_ack_seconds = None if median is None else float(median)
-        stats_row.with_due_date = due
-        stats_row.completed_on_time = int(done or 0)
+    waits: dict[tuple[str, date], list[float]] = {}
+    for agency, when, waited, done in conn.execute(per_delivery):
+        stats_row = row(agency, when)
+        stats_row.received += 1
+        if waited is not None:
+            waits.setdefault((stats_row.agency, stats_row.period), []).append(float(waited))
+        if done is not None:
+            stats_row.with_due_date += 1
+            stats_row.completed_on_time += int(done)
+    for key, values in waits.items():
+        rows[key].acknowledged = len(values)
+        rows[key].median_ack_seconds = statistics.median(values)
 
     names = {code: name for code, name in conn.execute(sa.select(Agency.code, Agency.name))}
     ordered = sorted(rows.values(), key=lambda s: (s.period, s.agency))
