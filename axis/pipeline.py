@@ -139,6 +139,8 @@ class Pipeline:
                 self.in_flight.difference_update(item.receipt_id for item in confirmed)
             known = record.lookup(conn, *self._references(checked))
             items = [self.authorize(c, snapshot, known) for c in checked]
+            if any(isinstance(i.outcome, Rejection) and i.sender for i in items):
+                record.refused_before(conn, items, self.clock())
             seq = record.write(conn, items, archived)
             retries = [i.receipt_id for i in items if isinstance(i.outcome, Retry)]
             stored = record.stored_receipts(conn, retries) if retries else {}
@@ -261,7 +263,7 @@ class Pipeline:
                     receipt_id=item.receipt_id,
                     code=outcome.code,
                     reason=outcome.reason,
-                    rejected_at=item.inbound.received_at,
+                    rejected_at=item.received_at,
                     audit_seq=link.seq,
                     chain_hash=link.hash,
                     message_id=_readable_id(item.inbound.message_id),
@@ -351,7 +353,13 @@ class Pipeline:
             elif isinstance(outcome, Retry):
                 log.info("document.retry", redeliver=len(outcome.redeliver), **common)
             elif isinstance(outcome, Rejection):
-                log.info("document.rejected", code=outcome.code, reason=outcome.reason, **common)
+                log.info(
+                    "document.rejected",
+                    code=outcome.code,
+                    reason=outcome.reason,
+                    again=item.refused_before,
+                    **common,
+                )
             else:
                 log.warning(
                     "document.quarantined", reason=outcome.reason, user_id=item.inbound.user_id

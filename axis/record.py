@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -129,6 +129,8 @@ class Item:
     """For a retry, when the hub first received these bytes (redeliveries carry it)."""
     confirmed_at: datetime | None = None
     """When the broker confirmed every publish of this item's batch."""
+    refused_before: bool = False
+    """A rejection the hub already recorded for this very message (see :func:`refused_before`)."""
 
     @property
     def received_at(self) -> datetime:
@@ -196,8 +198,64 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
     return known
 
 
+REFUSAL_MEMORY = timedelta(days=1)
+"""How far back :func:`refused_before` looks for the same message's rejection."""
+_EARLIER_REFUSALS = (
+    sa.select(AuditEvent.seq, AuditEvent.at, AuditEvent.receipt_id, AuditEvent.detail)
+    .where(
+        AuditEvent.sender == sa.bindparam("sender"),
+        AuditEvent.at >= sa.bindparam("since"),
+        AuditEvent.event == str(EventKind.REJECTED),
+    )
+    .order_by(AuditEvent.seq)
+)
+_LINK = sa.select(*table(AuditEvent).c).where(AuditEvent.seq == sa.bindparam("seq"))
+
+
+def refused_before(conn: Connection, items: Sequence[Item], now: datetime) -> None:
+    """Give a rejection the hub already recorded for the same message its first answer.
+
+    A refused message comes back when the router that refused it stopped before
+    acknowledging it (a crash, a lost broker), or when an agency's SDK re-sends an
+    unconfirmed publish. The same message (sender, message id and bytes) gets the
+    same receipt id, time and audit link, and no second REJECTED event. Looks back
+    :data:`REFUSAL_MEMORY`.
+    """
+    wanted = {
+        (item.sender, item.inbound.message_id, item.sha256): item
+        for item in items
+        if isinstance(item.outcome, Rejection) and item.sender and item.inbound.message_id
+    }
+    for sender in sorted({sender for sender, _, _ in wanted if sender}):
+        for row in conn.execute(
+            _EARLIER_REFUSALS, {"sender": sender, "since": now - REFUSAL_MEMORY}
+        ):
+            detail = json.loads(row.detail or "{}")
+            item = wanted.pop((sender, detail.get("message_id"), detail.get("sha256")), None)
+            if item is None:
+                continue
+            event = conn.execute(_LINK, {"seq": row.seq}).one()
+            item.receipt_id = row.receipt_id
+            item.link = Link(
+                event.seq,
+                event.at,
+                event.event,
+                event.receipt_id,
+                event.document_id,
+                event.sender,
+                event.recipient,
+                event.code,
+                event.detail,
+                event.hash,
+            )
+            item.first_received_at = row.at
+            item.refused_before = True
+
+
 def _event(item: Item) -> Event | None:
     inbound, outcome = item.inbound, item.outcome
+    if item.refused_before:
+        return None
     base = {"message_id": inbound.message_id, "sha256": item.sha256, "size": len(inbound.body)}
     if isinstance(outcome, AcceptEdoc):
         return Event(

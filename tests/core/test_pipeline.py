@@ -8,6 +8,7 @@ PostgreSQL, and checks what it recorded and what it would publish.
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -470,6 +471,32 @@ def test_a_refused_message_gets_a_signed_rejection_with_its_code(core, case) -> 
     assert core.scalar("SELECT count(*) FROM documents") == documents_before
     core.pipeline.confirm([item])
     assert stored_receipt(core, item.receipt_id) == item.receipt
+
+
+def test_a_refused_message_that_comes_back_gets_its_first_rejection_again(core) -> None:
+    # Refused, recorded, then its router stopped before the ack: the broker hands
+    # the same message out again (or the agency's SDK re-sends it unconfirmed).
+    body, sender = REJECTIONS["UNKNOWN_RECIPIENT"](core)
+    message = core.inbound(body, sender)
+    [first], _ = core.handle(message)
+    again = replace(message, tag=message.tag + 1, redelivered=True, received_at=datetime.now(UTC))
+    [second], outgoing = core.handle(again)
+
+    assert isinstance(second.outcome, Rejection) and second.outcome.code == "UNKNOWN_RECIPIENT"
+    assert second.receipt_id == first.receipt_id and second.link == first.link
+    assert [e.event for e in events(core, "REJECTED")] == ["REJECTED"]
+    rejection = core.rejection(second.receipt)
+    assert (rejection.receipt_id, rejection.audit_seq, rejection.chain_hash) == (
+        first.receipt_id,
+        first.link.seq,
+        first.link.hash,
+    )
+    assert rejection.rejected_at == core.rejection(first.receipt).rejected_at
+    assert [(o.routing_key, o.type) for o in outgoing] == [(sender, "rejection")]
+    # The same bytes under a new message id are a new message: a new refusal.
+    [third], _ = core.handle(replace(message, message_id=str(uuid.uuid4())))
+    assert third.receipt_id != first.receipt_id
+    assert len(events(core, "REJECTED")) == 2
 
 
 @pytest.mark.parametrize(
