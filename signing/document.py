@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from axis.rejections import Malformed
+from axis.rejections import Malformed, SignatureInvalid
 from signing.profile import EDXML_NS, ds, edxml
 
 _EDXML_NS_TAG = f"{{{EDXML_NS}}}"
@@ -68,14 +68,21 @@ def canonicalize(
     tree: etree._ElementTree | etree._Element,
     inclusive_prefixes: Sequence[str] | None = None,
 ) -> bytes:
-    """Exclusive C14N without comments of a whole document (tree) or of one element subtree."""
-    return etree.tostring(
-        tree,
-        method="c14n",
-        exclusive=True,
-        with_comments=False,
-        inclusive_ns_prefixes=list(inclusive_prefixes) if inclusive_prefixes else None,
-    )
+    """Exclusive C14N without comments of a whole document (tree) or of one element subtree.
+
+    ``SignatureInvalid`` for a tree C14N cannot render, such as one using a namespace
+    whose name is a relative URI (``xmlns:x="a/b"``): nothing can be signed there.
+    """
+    try:
+        return etree.tostring(
+            tree,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=list(inclusive_prefixes) if inclusive_prefixes else None,
+        )
+    except etree.C14NError as exc:
+        raise SignatureInvalid(f"the document cannot be canonicalized: {exc}") from None
 
 
 @dataclass(frozen=True)

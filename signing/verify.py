@@ -256,7 +256,8 @@ def _match_signed_info(canonical: bytes, element: etree._Element) -> _SignedInfo
         end = len(canonical) - len(tail)
         for head, method in heads.items():
             if end - len(head) == _DIGEST_B64_LEN and canonical.startswith(head):
-                digest = _b64(canonical[len(head) : end].decode("ascii"), "DigestValue")
+                # latin-1 never fails; _b64 refuses whatever is not ASCII base64.
+                digest = _b64(canonical[len(head) : end].decode("latin-1"), "DigestValue")
                 if len(digest) != hashlib.sha256().digest_size:
                     raise SignatureInvalid("DigestValue is not a SHA-256 digest")
                 return _SignedInfo(element, method, (), (), digest)
@@ -314,7 +315,7 @@ def _read_signed_info(signed_info: etree._Element) -> _SignedInfo:
 def _describe_certificate(text: str) -> _Certificate:
     try:
         certificate = x509.load_der_x509_certificate(_b64(text, "X509Certificate"))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise SignatureInvalid(f"X509Certificate is not a DER certificate: {exc}") from None
     der = certificate.public_bytes(serialization.Encoding.DER)
     try:

@@ -772,6 +772,46 @@ def _(w: World) -> Probe:
     return Probe(build.edit(_signed(w), swap))
 
 
+@case(
+    "certificate-x509-version-4",
+    "SIGNATURE_INVALID",
+    "the sender's certificate claiming X.509 version 4 (escaped the verifier as "
+    "InvalidVersion before the fix)",
+)
+def _(w: World) -> Probe:
+    der = w.sender.signer.certificate.public_bytes(Encoding.DER)
+    v4 = build.replace_once(der, bytes.fromhex("a003020102"), bytes.fromhex("a003020103"))
+
+    def swap(root: etree._Element) -> None:
+        next(root.iter(f"{DS}X509Certificate")).text = base64.b64encode(v4).decode()
+
+    return Probe(build.edit(_signed(w), swap))
+
+
+@case(
+    "relative-namespace-in-signature",
+    "SIGNATURE_INVALID",
+    "an element in a namespace named by a relative URI inside ds:Signature, which the "
+    "XSD skips and C14N cannot render (escaped the verifier as C14NError before the fix)",
+)
+def _(w: World) -> Probe:
+    extra = b'<r:x xmlns:r="relative/uri"/></ds:KeyInfo>'
+    return Probe(build.replace_once(_signed(w), b"</ds:KeyInfo>", extra))
+
+
+@case(
+    "non-ascii-digest-value",
+    "SIGNATURE_INVALID",
+    "a DigestValue of 44 bytes that are not ASCII (escaped the verifier as "
+    "UnicodeDecodeError before the fix)",
+)
+def _(w: World) -> Probe:
+    body = _signed(w)
+    start = body.index(b"<ds:DigestValue>") + len(b"<ds:DigestValue>")
+    end = body.index(b"</ds:DigestValue>")
+    return Probe(body[:start] + "é".encode() * 22 + body[end:])
+
+
 @case("keyinfo-removed", "SIGNATURE_INVALID", "a signature without KeyInfo")
 def _(w: World) -> Probe:
     def remove(root: etree._Element) -> None:

@@ -103,7 +103,7 @@ def verdict(body: bytes) -> str:
 
 def signed_content(body: bytes) -> tuple[bytes, bytes] | None:
     """(document without its Signature, SignedInfo), both in exclusive C14N; ``None``
-    unless the body parses and holds exactly one ds:Signature."""
+    unless the body parses, holds exactly one ds:Signature and can be canonicalized."""
     try:
         root = etree.fromstring(body, LENIENT)
     except (etree.XMLSyntaxError, ValueError):
@@ -112,7 +112,10 @@ def signed_content(body: bytes) -> tuple[bytes, bytes] | None:
     if len(signatures) != 1:
         return None
     signed_info = signatures[0].find(f"{DS}SignedInfo")
-    info = b"" if signed_info is None else _c14n(signed_info)
+    try:
+        info = b"" if signed_info is None else _c14n(signed_info)
+    except etree.C14NError:
+        return None
     document = copy.deepcopy(root.getroottree())
     [signature] = list(document.getroot().iter(f"{DS}Signature"))
     parent = signature.getparent()
@@ -123,7 +126,10 @@ def signed_content(body: bytes) -> tuple[bytes, bytes] | None:
         previous.tail = (previous.tail or "") + tail
     else:
         parent.text = (parent.text or "") + tail
-    return _c14n(document), info
+    try:
+        return _c14n(document), info
+    except etree.C14NError:  # e.g. a namespace named by a relative URI
+        return None
 
 
 def _c14n(node: etree._Element | etree._ElementTree) -> bytes:
