@@ -489,9 +489,10 @@ class _Checker:
         if receipt.document_id != document_id:
             raise BundleError(RECEIPT, "is for another DocumentId")
         stated = [(r.organ_id, r.outcome) for r in receipt.recipients]
-        expected = [(r, "delivered") for r in detail.get("recipients", [])] + [
-            (r, "suspended") for r in detail.get("skipped", [])
-        ]
+        listed, skipped = detail.get("recipients", []), detail.get("skipped", [])
+        if not isinstance(listed, list) or not isinstance(skipped, list):
+            raise BundleError(EVENTS, "the RECEIVED event's recipients are not lists")
+        expected = [(r, "delivered") for r in listed] + [(r, "suspended") for r in skipped]
         if stated != expected:
             raise BundleError(RECEIPT, "lists other recipients than the RECEIVED event")
 
