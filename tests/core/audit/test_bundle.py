@@ -375,3 +375,20 @@ def test_read_zip_refuses_what_is_not_a_zip() -> None:
         bundle.read_zip(b"PK\x03\x04 not really")
     with pytest.raises(BundleError, match="missing"):
         check_files({}, TrustStore([make_ca("x").certificate]))
+
+
+@pytest.mark.postgres
+def test_a_bundle_from_a_postgresql_hub_checks_too(
+    broker: BrokerEnv, pg_url: str, tmp_path: Path
+) -> None:
+    with hub_support._fresh_pg_database(pg_url) as url:
+        hub = hub_support._start_hub(broker, tmp_path, url)
+        try:
+            traffic = run_traffic(hub)
+            result = export(traffic)
+            evidence = check_bundle(zipped(result.files), TrustStore([hub.ca.certificate]))
+        finally:
+            hub_support._stop_hub(hub)
+    assert evidence.document_id == traffic.document_id
+    assert sorted(s.code for s in evidence.statuses) == ["01", "01", "06"]
+    assert all(d.delivered_at for d in evidence.deliveries)
