@@ -244,10 +244,13 @@ def _print(e: Evidence, utc: bool) -> None:
         f"  received    {_shown(e.received_at, utc)}  receipt {e.receipt_id}, audit #{e.audit_seq}"
     )
     for d in e.deliveries:
-        when = (
-            f"delivered {_shown(d.delivered_at, utc)}" if d.delivered_at else "no delivery recorded"
-        )
-        echo(f"  recipient   {d.recipient:<15} {d.outcome:<10} {when}")
+        if d.outcome != "delivered":
+            state = f"not delivered ({d.outcome})"
+        elif d.delivered_at is None:
+            state = "no delivery recorded up to the signed head"
+        else:
+            state = f"delivered {_shown(d.delivered_at, utc)}"
+        echo(f"  recipient   {d.recipient:<15} {state}")
     for s in e.statuses:
         said = f" {s.description}" if s.description else ""
         echo(f"  status      {s.sender:<15} {s.code}  {_shown(s.received_at, utc)}{said}")
