@@ -327,7 +327,7 @@ class _Checker:
         to the trust anchor, named as the hub (or the pinned certificate)."""
         try:
             signer = self.verifier.verify(root, at=at)
-        except Rejection as exc:
+        except (Rejection, ValueError, etree.LxmlError) as exc:
             raise BundleError(name, f"the hub's signature does not verify: {exc}") from None
         if signer.fingerprint not in self.hub_certificates:
             raise BundleError(name, f"signed by a certificate not in {HUB_CERTIFICATES}")
@@ -581,7 +581,7 @@ class _Checker:
             raise BundleError(name, f"not a valid {kind}: {exc}") from None
         try:
             signer = self.verifier.verify(root, at=at)
-        except Rejection as exc:
+        except (Rejection, ValueError, etree.LxmlError) as exc:
             raise BundleError(name, f"the sender's signature does not verify: {exc}") from None
         return content, signer
 
