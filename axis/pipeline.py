@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 import structlog
 from lxml import etree
 from sqlalchemy.engine import Engine
@@ -28,7 +27,6 @@ from axis.archive import Archive, sha256_hex
 from axis.audit import store as audit
 from axis.authorize import AcceptEdoc, AcceptStatus, Known, Retry, Unattributable
 from axis.deliver import Outgoing, plan
-from axis.models import ChainHead
 from axis.receipts import ReceiptWriter
 from axis.record import Inbound, Item
 from axis.rejections import Malformed, Rejection, SchemaInvalid
@@ -286,17 +284,10 @@ class Pipeline:
     def sign_chain_head(self) -> int | None:
         """Sign the audit chain's head if it moved since the last signed head; return its seq."""
         with self.engine.begin() as conn:
-            seq, chain_hash = audit.head(conn)
-            last = conn.execute(sa.select(sa.func.max(ChainHead.seq))).scalar()
-            self._last_head_seq = seq
-            if seq == 0 or (last is not None and last >= seq):
-                return None
-            now = self.clock()
-            body = self.writer.chain_head(seq=seq, chain_hash=chain_hash, signed_at=now)
-            conn.execute(
-                sa.insert(ChainHead).values(seq=seq, hash=chain_hash, signed_at=now, body=body)
-            )
-        log.info("audit.head_signed", seq=seq)
+            seq = audit.sign_head(conn, self.writer, self.clock())
+            self._last_head_seq = seq if seq is not None else audit.head(conn)[0]
+        if seq is not None:
+            log.info("audit.head_signed", seq=seq)
         return seq
 
     def _read(self, root: etree._Element, kind: str) -> schemas.EdocHeader | schemas.Status:
