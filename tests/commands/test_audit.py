@@ -372,3 +372,31 @@ def test_seed_refuses_a_hub_that_has_history(traffic) -> None:
         main, ["--config", str(traffic.config), "audit", "seed", "--events", "100"]
     )
     assert result.exit_code == 1 and "empty hub database" in result.output
+
+
+def test_seed_fills_an_empty_hub_whose_trail_then_verifies(traffic, tmp_path) -> None:
+    if "sqlite" not in traffic.hub.config.database.url:
+        pytest.skip("one backend is enough: the seeding itself is tested on both in core")
+    config = traffic.config.read_text(encoding="utf-8")
+    folder = traffic.config.parent
+    fresh = folder / "seeded.toml"
+    fresh.write_text(
+        config.replace(traffic.hub.config.database.url, f"sqlite:///{tmp_path / 'seeded.db'}"),
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    seeded = runner.invoke(
+        main,
+        ["--config", str(fresh), "audit", "seed", "--events", "3000", "--years", "0.3", "--json"],
+    )
+    assert seeded.exit_code == 0, seeded.output
+    report = json.loads(seeded.output)
+    assert report["events"] <= 3000 and report["documents"] > 0
+    verified = runner.invoke(main, ["--config", str(fresh), "audit", "verify", "--json"])
+    assert verified.exit_code == 0, verified.output
+    result = json.loads(verified.output)
+    assert result["ok"] and result["checked"] == report["events"] and result["signed_heads"] == 1
+    stats = json.loads(
+        runner.invoke(main, ["--config", str(fresh), "audit", "stats", "--json"]).output
+    )
+    assert stats["totals"]["sent"] == report["documents"]
