@@ -472,7 +472,7 @@ def plot_stats(report: query.StatsReport, path: Path) -> None:
     top.set_xticks(list(xs)[::step], [p.isoformat() for p in periods][::step], rotation=45)
     top.set_title(f"Documents per {report.by}")
     top.legend()
-    names = [f"{a.agency} {report.names.get(a.agency, '')}"[:48] for a in agencies]
+    names = [f"{a.agency} {report.names.get(a.agency, '')}"[:44] for a in agencies]
     ys = range(len(agencies))
     bottom.barh([y - 0.3 for y in ys], [a.sent for a in agencies], 0.3, label="sent")
     bottom.barh([y for y in ys], [a.received for a in agencies], 0.3, label="received")
@@ -480,11 +480,12 @@ def plot_stats(report: query.StatsReport, path: Path) -> None:
         [y + 0.3 for y in ys], [a.completed_on_time for a in agencies], 0.3, label="done on time"
     )
     bottom.set_yticks(list(ys), names, fontsize=7)
+    bottom.margins(y=0.005)
     bottom.invert_yaxis()
     bottom.set_title("Per agency")
     bottom.legend()
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=90)
+    figure.savefig(path, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
 
 
