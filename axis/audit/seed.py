@@ -715,6 +715,10 @@ class _Writer:
             self.execute("ANALYZE")
 
     def close(self) -> None:
+        if not self.postgres:
+            # The connection goes back to the engine's pool: the hub's durability again.
+            self.execute("PRAGMA synchronous=FULL")
+            self.execute("PRAGMA cache_size=-2000")
         self.raw.close()
 
 
