@@ -16,8 +16,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from lxml import etree
 
 import schemas
@@ -248,3 +253,29 @@ def swap_signature_value(signed: bytes, other: bytes) -> bytes:
 def nested(depth: int, leaf: str = "x") -> str:
     """``depth`` nested elements around ``leaf`` (libxml2 stops at 256)."""
     return "<n>" * depth + leaf + "</n>" * depth
+
+
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def reencoded_certificate(certificate: x509.Certificate) -> bytes:
+    """The same certificate (same TBS: subject, key, serial) with its issuer's ECDSA
+    signature (r, s) replaced by the equally valid (r, n - s): another DER, so another
+    SHA-256 fingerprint, that anyone can make without the issuer's key. The issuer
+    must sign with P-256 (the dev CA does)."""
+    r, s = decode_dss_signature(certificate.signature)
+    signature = encode_dss_signature(r, _P256_ORDER - s)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    tbs = certificate.tbs_certificate_bytes
+    after = der[der.index(tbs) + len(tbs) :]
+    algorithm = after[: 2 + after[1]]  # AlgorithmIdentifier, short form (12 bytes)
+    bits = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    body = tbs + algorithm + bits
+    return b"\x30" + _der_length(len(body)) + body

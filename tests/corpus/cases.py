@@ -909,6 +909,35 @@ def _(w: World) -> Probe:
     return Probe(_forged(w, _leaf(w, key=ec.generate_private_key(ec.SECP384R1()))))
 
 
+def _with_reencoded_certificate(w: World, signer: Signer) -> bytes:
+    reencoded = base64.b64encode(build.reencoded_certificate(signer.certificate)).decode()
+
+    def swap(root: etree._Element) -> None:
+        next(root.iter(f"{DS}X509Certificate")).text = reencoded
+
+    return build.edit(_signed(w, signer), swap)
+
+
+@case(
+    "certificate-re-encoded",
+    "CERT_NOT_REGISTERED",
+    "the sender's registered certificate re-encoded by anyone (CA's ECDSA (r, s) as "
+    "(r, n - s)): the same signer to the verifier, another fingerprint to the registry",
+)
+def _(w: World) -> Probe:
+    return Probe(_with_reencoded_certificate(w, w.sender.signer))
+
+
+@case(
+    "revoked-certificate-re-encoded",
+    "CERT_NOT_REGISTERED",
+    "a certificate revoked in the registry, re-encoded to dodge the revocation",
+    precondition="World.registry_revoked is registered to the sender, then revoked",
+)
+def _(w: World) -> Probe:
+    return Probe(_with_reencoded_certificate(w, w.registry_revoked))
+
+
 @case("cert-not-registered", "CERT_NOT_REGISTERED", "a certificate of the CA the registry lacks")
 def _(w: World) -> Probe:
     stray = _leaf(w)

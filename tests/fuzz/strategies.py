@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from datetime import UTC, datetime
 from functools import cache
 
@@ -46,8 +47,6 @@ TRUST = TrustStore([CA.certificate])
 
 
 def _documents() -> dict[str, bytes]:
-    import random
-
     rng = random.Random(7)
     edoc = sample_edoc(G22, [H41, "@provinces"], document_number=101, rng=rng, now=NOW, size=3000)
     large = sample_edoc(G22, [H41], document_number=102, rng=rng, now=NOW, size=40_000)

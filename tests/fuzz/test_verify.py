@@ -20,6 +20,7 @@ import re
 import sys
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import event, example, given
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ import schemas
 from axis.rejections import Rejection
 from schemas.xml import parse
 from signing.document import canonicalize, enveloped_digest, scan
+from tests.corpus import build
 from tests.corpus.build import DS, LENIENT
 from tests.fuzz import strategies
 from tests.fuzz.strategies import (
@@ -168,6 +170,12 @@ _BAD_POINT_DER = _LEAF_DER.replace(bytes.fromhex("03420004"), bytes.fromhex("034
 """The signer's certificate with a public key that is no point (found by the long run)."""
 _TWO_KEY_USAGES_DER = _LEAF_DER.replace(bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d0f"), 1)
 """The signer's certificate with its subjectKeyIdentifier renamed a second keyUsage."""
+_CA_SIGNATURE = SIGNERS["ec"].certificate.signature
+_UNUSED_BITS_DER = _LEAF_DER.replace(
+    b"\x03" + bytes([len(_CA_SIGNATURE) + 1]) + b"\x00" + _CA_SIGNATURE,
+    b"\x03" + bytes([len(_CA_SIGNATURE) + 1]) + b"\x01" + _CA_SIGNATURE,
+)
+"""The signer's certificate claiming one unused bit in the CA's signature BIT STRING."""
 
 
 def _with_certificates(*ders: bytes) -> bytes:
@@ -199,14 +207,20 @@ def _mutated_der(draw: st.DrawFn) -> bytes:
 @example(_BAD_POINT_DER, False)
 @example(_TWO_KEY_USAGES_DER, False)
 @example(_TWO_KEY_USAGES_DER, True)
+@example(_UNUSED_BITS_DER, False)
 def test_a_mutated_certificate_is_rejected_never_crashes(der: bytes, as_intermediate: bool) -> None:
     """The DER of the signer's certificate (or of an intermediate after it), damaged:
-    a rejection, never another exception, and never a valid signer."""
+    a rejection, never another exception. A damaged signer certificate verifies only
+    if what it certifies is untouched (the long run found one: the unused-bits octet
+    of the CA's signature BIT STRING, which cryptography ignores); its fingerprint is
+    then another, which the hub's registry does not know (corpus case
+    ``certificate-re-encoded``)."""
     body = _with_certificates(_LEAF_DER, der) if as_intermediate else _with_certificates(der)
     result = strategies.verdict(body)
     event(result)
-    if der != _LEAF_DER and not as_intermediate:
-        assert result != "VALID"
+    if result == "VALID" and not as_intermediate:
+        certified = x509.load_der_x509_certificate(der).tbs_certificate_bytes
+        assert certified == SIGNERS["ec"].certificate.tbs_certificate_bytes
 
 
 @pytest.mark.parametrize("as_intermediate", [False, True], ids=["signer", "intermediate"])
@@ -264,3 +278,17 @@ def test_what_the_long_fuzzing_run_found_is_a_rejection(body: bytes, code: str) 
     UnicodeDecodeError (a 44-byte DigestValue that is not ASCII) and cryptography's
     InvalidVersion (an X.509 version 4) all escaped the verifier."""
     assert strategies.verdict(body) == code
+
+
+def test_a_re_encoded_certificate_is_the_same_signer_under_another_fingerprint() -> None:
+    """ECDSA signatures are malleable, so anyone can re-encode a certificate: (r, s)
+    becomes (r, n - s). The verifier rightly accepts it as the same signer; what stops
+    it at the hub is the registry, which binds exact fingerprints (CERT_NOT_REGISTERED,
+    corpus cases ``certificate-re-encoded``, ``revoked-certificate-re-encoded``)."""
+    original = strategies.verify(VALID_DOCUMENTS["edoc"])
+    reencoded = build.reencoded_certificate(SIGNERS["ec"].certificate)
+    assert reencoded != _LEAF_DER
+    signer = strategies.verify(_with_certificates(reencoded))
+    assert signer.subject_code == original.subject_code
+    assert signer.certificate.public_key() == original.certificate.public_key()
+    assert signer.fingerprint != original.fingerprint
