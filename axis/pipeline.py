@@ -144,10 +144,13 @@ class Pipeline:
             stored = record.stored_receipts(conn, retries) if retries else {}
         if seq is not None:
             self._head_moved(seq)
-        self.in_flight.update(item.receipt_id for item in items if item.deliveries)
         self.answer(items, stored)
+        outgoing = plan(items, hub_user=self.hub_user)
+        # Only now are the deliveries on their way: a batch that failed before this
+        # point is routed again, and its recorded documents must then be delivered.
+        self.in_flight.update(item.receipt_id for item in items if item.deliveries)
         self._log(items)
-        return items, plan(items, hub_user=self.hub_user)
+        return items, outgoing
 
     def check(self, message: Inbound, snapshot: registry.Snapshot) -> Checked:
         """parse → validate → verify one message, without I/O. Never raises."""

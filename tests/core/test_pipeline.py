@@ -686,3 +686,24 @@ def test_a_retry_while_the_original_is_in_flight_gets_the_receipt_and_delivers_n
     assert [o.type for o in outgoing] == ["receipt"]
     core.pipeline.confirm([original])
     assert original.receipt_id not in core.pipeline.in_flight
+
+
+def test_a_batch_that_failed_after_recording_is_delivered_when_routed_again(
+    core, monkeypatch
+) -> None:
+    # The router routes a failed batch again message by message; what the failed
+    # pass recorded is then a retry, and nothing of it was published yet.
+    _, body = core.edoc(G22, [H41])
+    message = core.inbound(body, G22)
+    answer = core.pipeline.answer
+
+    def fail_once(items, stored):
+        monkeypatch.setattr(core.pipeline, "answer", answer)
+        raise RuntimeError("a bug after the commit")
+
+    monkeypatch.setattr(core.pipeline, "answer", fail_once)
+    with pytest.raises(RuntimeError):
+        core.handle(message)
+    [again], outgoing = core.handle(message)
+    assert isinstance(again.outcome, Retry) and again.deliveries == (H41,)
+    assert sorted(o.type for o in outgoing) == ["edoc", "receipt"]
