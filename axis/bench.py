@@ -458,6 +458,10 @@ class HubUnderTest:
 
     def __enter__(self) -> HubUnderTest:
         self.counter = Counter(self.admin, [f"axis.inbox.{c}" for c in self.inboxes], {"edoc"})
+        self.process: subprocess.Popen[bytes] | None = None
+        return self
+
+    def _start(self) -> None:
         log = (self.config.source.parent if self.config.source else Path(".")) / "hub.log"
         self.process = subprocess.Popen(
             [
@@ -474,15 +478,15 @@ class HubUnderTest:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.counter.close()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         for connection in self.connections.values():
             connection.close()
 
@@ -515,15 +519,22 @@ class HubUnderTest:
             ),
         )
 
+    @property
+    def pid(self) -> int:
+        """The hub's process id (it runs once :meth:`drain` has started it)."""
+        assert self.process is not None, "the hub starts in drain()"
+        return self.process.pid
+
     def usage(self) -> tuple[float, float]:
         """(CPU seconds, peak RSS MiB) of the hub's processes so far."""
-        return _tree_usage(self.process.pid)
+        return _tree_usage(self.pid)
 
     def drain(self, load: list[tuple[str, str, bytes]]) -> tuple[float, float]:
-        """Preload ``load``, let the hub drain it: (documents/s, router CPU ms/document)."""
+        """Preload ``load``, start the hub, let it drain: (documents/s, router CPU ms/doc)."""
         for sender, message_id, body in load:
             self.publish(sender, message_id, body)
         _wait_depth(self.admin, "axis.inbound", len(load))
+        self._start()
         # The hub starts consuming only once its router is up; count from then.
         ids = {message_id for _, message_id, _ in load}
         deadline = time.monotonic() + 600
@@ -568,10 +579,10 @@ class HubUnderTest:
         for load in docs.ahead(int(rate * seconds)):
             now = time.monotonic()
             if now >= next_sample:
-                samples.append((round(now - start, 1), _tree_rss(self.process.pid)))
+                samples.append((round(now - start, 1), _tree_rss(self.pid)))
                 next_sample += 5.0
             published.update(self._paced(load, rate, start=start, first=len(published)))
-        samples.append((round(time.monotonic() - start, 1), _tree_rss(self.process.pid)))
+        samples.append((round(time.monotonic() - start, 1), _tree_rss(self.pid)))
         self.counter.wait_for(set(published), timeout=120)
         lost = sum(1 for m in published if m not in self.counter.arrived)
         warm = [rss for at, rss in samples if at >= min(60.0, seconds / 10)] or [samples[-1][1]]
