@@ -260,7 +260,7 @@ class SearchFilter:
     until: datetime | None = None
     """Events before this instant."""
     text: str | None = None
-    """Case-sensitive text the document's subject contains."""
+    """Text the document's subject contains (LIKE: SQLite ignores the case of ASCII letters)."""
     document_id: str | None = None
 
     def __post_init__(self) -> None:
