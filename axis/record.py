@@ -209,7 +209,9 @@ _EARLIER_REFUSALS = (
     )
     .order_by(AuditEvent.seq)
 )
-_LINK = sa.select(*table(AuditEvent).c).where(AuditEvent.seq == sa.bindparam("seq"))
+_LINK = sa.select(*(table(AuditEvent).c[c] for c in audit.COLUMNS)).where(
+    AuditEvent.seq == sa.bindparam("seq")
+)
 
 
 def refused_before(conn: Connection, items: Sequence[Item], now: datetime) -> None:
@@ -234,20 +236,8 @@ def refused_before(conn: Connection, items: Sequence[Item], now: datetime) -> No
             item = wanted.pop((sender, detail.get("message_id"), detail.get("sha256")), None)
             if item is None:
                 continue
-            event = conn.execute(_LINK, {"seq": row.seq}).one()
             item.receipt_id = row.receipt_id
-            item.link = Link(
-                event.seq,
-                event.at,
-                event.event,
-                event.receipt_id,
-                event.document_id,
-                event.sender,
-                event.recipient,
-                event.code,
-                event.detail,
-                event.hash,
-            )
+            item.link = audit.link_of(conn.execute(_LINK, {"seq": row.seq}).one())
             item.first_received_at = row.at
             item.refused_before = True
 

@@ -92,18 +92,8 @@ DEFAULT_HUB_NAME = "axis-hub"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MESSAGE_NAME = re.compile(r"messages/([0-9A-Za-z.:_-]{1,200})\.(xml|receipt\.xml|rejection\.xml)")
-_EVENT_KEYS = (
-    "seq",
-    "at",
-    "event",
-    "receipt_id",
-    "document_id",
-    "sender",
-    "recipient",
-    "code",
-    "detail",
-    "hash",
-)
+_EVENT_KEYS = store.COLUMNS
+"""An event in ``events.json`` holds its audit_events columns."""
 _BUSINESS = {"REVOKED": 1, "UPDATED": 2, "REPLACED": 3}
 
 

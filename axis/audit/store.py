@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 _EVENTS = table(AuditEvent)
 _HEAD = table(AuditHead)
-_COLUMNS = (
+COLUMNS = (
+    # An audit event's columns, in the chain's order of fields (the Link's).
     "seq",
     "at",
     "event",
@@ -95,7 +96,8 @@ def head(conn: Connection) -> tuple[int, str]:
     return (0, GENESIS) if row is None else (row.seq, row.hash)
 
 
-def _link(row: sa.Row) -> Link:
+def link_of(row: sa.Row) -> Link:
+    """The link a row of ``audit_events`` (with :data:`COLUMNS`) holds."""
     return Link(
         row.seq,
         row.at,
@@ -112,14 +114,14 @@ def _link(row: sa.Row) -> Link:
 
 def trail(conn: Connection, document_id: str) -> list[Link]:
     """Every event of ``document_id``, in chain order."""
-    query = sa.select(*(_EVENTS.c[c] for c in _COLUMNS)).where(_EVENTS.c.document_id == document_id)
-    return [_link(row) for row in conn.execute(query.order_by(_EVENTS.c.seq))]
+    query = sa.select(*(_EVENTS.c[c] for c in COLUMNS)).where(_EVENTS.c.document_id == document_id)
+    return [link_of(row) for row in conn.execute(query.order_by(_EVENTS.c.seq))]
 
 
 def links_between(conn: Connection, first: int, last: int) -> list[Link]:
     """The links with ``first <= seq <= last``, in order."""
-    query = sa.select(*(_EVENTS.c[c] for c in _COLUMNS)).where(_EVENTS.c.seq.between(first, last))
-    return [_link(row) for row in conn.execute(query.order_by(_EVENTS.c.seq))]
+    query = sa.select(*(_EVENTS.c[c] for c in COLUMNS)).where(_EVENTS.c.seq.between(first, last))
+    return [link_of(row) for row in conn.execute(query.order_by(_EVENTS.c.seq))]
 
 
 def hash_at(conn: Connection, seq: int) -> str:
@@ -131,7 +133,7 @@ def hash_at(conn: Connection, seq: int) -> str:
 
 def iter_links(conn: Connection, *, start: int = 1, page: int = 20_000) -> Iterator[Link]:
     """Every link from ``start`` on, read in pages so memory stays flat over millions."""
-    columns = [_EVENTS.c[c] for c in _COLUMNS]
+    columns = [_EVENTS.c[c] for c in COLUMNS]
     while True:
         rows = conn.execute(
             sa.select(*columns).where(_EVENTS.c.seq >= start).order_by(_EVENTS.c.seq).limit(page)
@@ -139,7 +141,7 @@ def iter_links(conn: Connection, *, start: int = 1, page: int = 20_000) -> Itera
         if not rows:
             return
         for row in rows:
-            yield _link(row)
+            yield link_of(row)
         start = rows[-1].seq + 1
 
 
@@ -259,7 +261,7 @@ def _prefetched(chunks: Chunks) -> Chunks:
 
 
 _PLAIN_STREAM = (
-    f"SELECT {', '.join(_COLUMNS)} FROM audit_events "
+    f"SELECT {', '.join(COLUMNS)} FROM audit_events "
     "WHERE seq >= :first AND seq <= :last ORDER BY seq"
 )
 
