@@ -52,6 +52,21 @@ STOP_GRACE_S = 30.0
 """How long a stopping router waits for in-flight work before it closes anyway."""
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached or used for now.
+
+    Only this is waited out. Any other database error (a value it refuses, a
+    constraint) comes from the data, and would stall the hub if retried forever.
+    """
+    return isinstance(
+        exc,
+        sqlalchemy.exc.OperationalError
+        | sqlalchemy.exc.InterfaceError
+        | sqlalchemy.exc.DisconnectionError
+        | sqlalchemy.exc.TimeoutError,
+    ) or bool(getattr(exc, "connection_invalidated", False))
+
+
 @dataclass
 class Batch:
     """A batch between publishing and acknowledging."""
@@ -247,15 +262,15 @@ class Router:
             items, outgoing = self.pipeline.handle(
                 batch, confirmed=[item for done in confirming for item in done.items]
             )
-        except sqlalchemy.exc.SQLAlchemyError as exc:
-            self._pending = batch + self._pending
+        except Exception as exc:
             self._to_record = confirming + self._to_record
-            self._database_down("record", exc, self._flush)
-            return
-        except Exception:
-            self._to_record = confirming + self._to_record
-            # A bug, not bad input (the checks turn bad input into rejections). Find
-            # the message at fault by routing the batch one by one, and set that one
+            if database_unavailable(exc):
+                self._pending = batch + self._pending
+                self._database_down("record", exc, self._flush)
+                return
+            # A bug, not bad input (the checks turn bad input into rejections), or
+            # data the database refuses (which waiting would not change). Find the
+            # message at fault by routing the batch one by one, and set that one
             # aside in the quarantine rather than retry it forever or drop it.
             log.exception("router.batch_failed", messages=len(batch))
             if len(batch) == 1:

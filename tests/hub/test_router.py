@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy.exc
 
 import schemas
 from axis.audit import store as audit
@@ -58,6 +59,26 @@ def test_a_message_that_breaks_the_hub_is_set_aside_and_the_rest_goes_through(
     a.publish(good)
     assert isinstance(hub.answer(a), schemas.AxisReceipt)
     assert good in [m.body for m in b.take(2, timeout=5)]
+    hub.wait_until(lambda: _quarantined(hub) == 1)
+
+
+def test_data_the_database_refuses_is_set_aside_not_retried_forever(hub, monkeypatch) -> None:
+    # Waiting out an outage is right; waiting out a value the database refuses would
+    # stall the hub (a 201-character message_id did, before it was checked).
+    a, b, poison = hub.register("A"), hub.register("B"), hub.register("P")
+    handle = hub.router.pipeline.handle
+
+    def refusing_handle(batch, **kwargs):
+        if any(message.user_id == poison.code for message in batch):
+            raise sqlalchemy.exc.DataError("INSERT INTO documents", {}, ValueError("too long"))
+        return handle(batch, **kwargs)
+
+    monkeypatch.setattr(hub.router.pipeline, "handle", refusing_handle)
+    poison.publish(poison.sign(poison.edoc([b.code])))
+    good = a.sign(a.edoc([b.code]))
+    a.publish(good)
+    assert isinstance(hub.answer(a), schemas.AxisReceipt)
+    assert good in [m.body for m in b.take(1, timeout=5)]
     hub.wait_until(lambda: _quarantined(hub) == 1)
 
 
