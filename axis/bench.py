@@ -177,16 +177,23 @@ def _queue_depth(channel: Any, queue: str) -> int:
 
 
 def _wait_depth(
-    params: pika.ConnectionParameters, queue: str, count: int, timeout: float = 120
+    params: pika.ConnectionParameters,
+    queue: str,
+    count: int,
+    timeout: float = 120,
+    *,
+    below: bool = False,
+    poll: float = 0.1,
 ) -> None:
+    """Wait until ``queue`` holds at least ``count`` messages (with ``below``: fewer)."""
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
         deadline = time.monotonic() + timeout
-        while _queue_depth(channel, queue) < count:
+        while (_queue_depth(channel, queue) < count) != below:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{queue} did not fill up")
-            time.sleep(0.1)
+                raise RuntimeError(f"{queue} did not {'drain' if below else 'fill up'}")
+            time.sleep(poll)
     finally:
         connection.close()
 
@@ -542,12 +549,12 @@ class HubUnderTest:
             self.publish(sender, message_id, body)
         _wait_depth(self.admin, "axis.inbound", len(load))
         self._start()
-        # The hub starts consuming only once its router is up; count from then.
-        ids = {message_id for _, message_id, _ in load}
-        deadline = time.monotonic() + 600
-        while not self.counter.arrived and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # The router consumes once it is set up (imports, migrations, topology): its
+        # CPU counts from then, when the queue starts to drain, not from the first
+        # delivery (a batch is decided before any of it is delivered).
+        _wait_depth(self.admin, "axis.inbound", len(load), timeout=600, below=True, poll=0.005)
         cpu_start, _ = self.usage()
+        ids = {message_id for _, message_id, _ in load}
         if not self.counter.wait_for(ids, timeout=600):
             raise RuntimeError("the hub did not deliver every document")
         cpu_end, _ = self.usage()
