@@ -137,7 +137,7 @@ class Pipeline:
                 self.in_flight.difference_update(item.receipt_id for item in confirmed)
             known = record.lookup(conn, *self._references(checked))
             items = [self.authorize(c, snapshot, known) for c in checked]
-            if any(isinstance(i.outcome, Rejection) and i.sender for i in items):
+            if any(isinstance(i.outcome, Rejection) and i.inbound.redelivered for i in items):
                 record.refused_before(conn, items, self.clock())
             seq = record.write(conn, items, archived)
             retries = [i.receipt_id for i in items if isinstance(i.outcome, Retry)]

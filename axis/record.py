@@ -217,16 +217,20 @@ _LINK = sa.select(*(table(AuditEvent).c[c] for c in audit.COLUMNS)).where(
 def refused_before(conn: Connection, items: Sequence[Item], now: datetime) -> None:
     """Give a rejection the hub already recorded for the same message its first answer.
 
-    A refused message comes back when the router that refused it stopped before
-    acknowledging it (a crash, a lost broker), or when an agency's SDK re-sends an
-    unconfirmed publish. The same message (sender, message id and bytes) gets the
-    same receipt id, time and audit link, and no second REJECTED event. Looks back
-    :data:`REFUSAL_MEMORY`.
+    A refused message comes back, marked redelivered by the broker, when the router
+    that refused it stopped before acknowledging it (a crash, a lost broker). The
+    same message (sender, message id and bytes) gets the same receipt id, time and
+    audit link, and no second REJECTED event. Looks back :data:`REFUSAL_MEMORY`.
+    Only redelivered messages are looked up: the lookup reads the sender's recent
+    refusals, which an agency sending bad messages must not make every batch pay.
     """
     wanted = {
         (item.sender, item.inbound.message_id, item.sha256): item
         for item in items
-        if isinstance(item.outcome, Rejection) and item.sender and item.inbound.message_id
+        if isinstance(item.outcome, Rejection)
+        and item.sender
+        and item.inbound.message_id
+        and item.inbound.redelivered
     }
     for sender in sorted({sender for sender, _, _ in wanted if sender}):
         for row in conn.execute(

@@ -475,7 +475,7 @@ def test_a_refused_message_gets_a_signed_rejection_with_its_code(core, case) -> 
 
 def test_a_refused_message_that_comes_back_gets_its_first_rejection_again(core) -> None:
     # Refused, recorded, then its router stopped before the ack: the broker hands
-    # the same message out again (or the agency's SDK re-sends it unconfirmed).
+    # the same message out again, marked redelivered.
     body, sender = REJECTIONS["UNKNOWN_RECIPIENT"](core)
     message = core.inbound(body, sender)
     [first], _ = core.handle(message)
@@ -493,10 +493,12 @@ def test_a_refused_message_that_comes_back_gets_its_first_rejection_again(core) 
     )
     assert rejection.rejected_at == core.rejection(first.receipt).rejected_at
     assert [(o.routing_key, o.type) for o in outgoing] == [(sender, "rejection")]
-    # The same bytes under a new message id are a new message: a new refusal.
-    [third], _ = core.handle(replace(message, message_id=str(uuid.uuid4())))
-    assert third.receipt_id != first.receipt_id
-    assert len(events(core, "REJECTED")) == 2
+    # The same bytes under a new message id are a new message: a new refusal. So
+    # is a message sent again by the agency (not redelivered by the broker).
+    [third], _ = core.handle(replace(message, message_id=str(uuid.uuid4()), redelivered=True))
+    [fourth], _ = core.handle(replace(message, tag=message.tag + 2))
+    assert len({first.receipt_id, third.receipt_id, fourth.receipt_id}) == 3
+    assert len(events(core, "REJECTED")) == 3
 
 
 @pytest.mark.parametrize(
