@@ -57,18 +57,7 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 BULK_TABLES = ("audit_events", "documents", "statuses", "deliveries")
 """The tables :func:`seed` fills, whose secondary indexes it drops and rebuilds."""
 
-_EVENT_COLUMNS = (
-    "seq",
-    "at",
-    "event",
-    "receipt_id",
-    "document_id",
-    "sender",
-    "recipient",
-    "code",
-    "detail",
-    "hash",
-)
+_EVENT_COLUMNS = store.COLUMNS
 _DOCUMENT_COLUMNS = (
     "document_id",
     "receipt_id",
