@@ -25,17 +25,7 @@ Agency = hub_support.Agency
 
 def client_for(hub: Any, agency: Any, **options: Any) -> AgencyClient:
     """A client for ``agency``: trusts the hub's CA, pins the hub's certificate."""
-    options.setdefault("reconnect_timeout", 60.0)
-    return AgencyClient(
-        agency.code,
-        amqp_url=hub.broker.amqp_url,
-        password=agency.password,
-        key=agency.signer.key,
-        certificate=agency.signer.certificate,
-        trust_anchors=[hub.ca.certificate],
-        hub_certificate=hub.config.signing.certificate,
-        **options,
-    )
+    return hub.client(agency, **options)
 
 
 def agency_files(hub: Any, agency: Any, folder: Path) -> dict[str, Path]:

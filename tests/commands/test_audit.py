@@ -70,19 +70,6 @@ class Traffic:
     subject_word: str
 
 
-def _client(hub: Any, agency: Any) -> AgencyClient:
-    return AgencyClient(
-        agency.code,
-        amqp_url=hub.broker.amqp_url,
-        password=agency.password,
-        key=agency.signer.key,
-        certificate=agency.signer.certificate,
-        trust_anchors=[hub.ca.certificate],
-        hub_certificate=hub.config.signing.certificate,
-        reconnect_timeout=60.0,
-    )
-
-
 def _take(client: AgencyClient, count: int, timeout: float = 20.0) -> list[Delivery]:
     found: list[Delivery] = []
     deadline = time.monotonic() + timeout
@@ -152,7 +139,7 @@ def _make_traffic(hub: Any, config: Path) -> Traffic:
         business=Business(BusinessDocType.REVOKE, "Gửi nhầm nơi nhận", revoked.document_id),
     )
     nobody = hub.broker.unique_code("NOBODY")
-    with _client(hub, a) as ca, _client(hub, b) as cb, _client(hub, c) as cc:
+    with hub.client(a) as ca, hub.client(b) as cb, hub.client(c) as cc:
         ca.send(late)
         ca.send(quiet)
         ca.send(revoked)

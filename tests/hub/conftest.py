@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
 import sqlalchemy as sa
 
 import schemas
+from adapters import AgencyClient
 from axis import db, registry
 from axis.broker.testing import BrokerEnv
 from axis.broker.topology import (
@@ -181,6 +183,20 @@ class Hub:
         )
         self.agencies[code] = agency
         return agency
+
+    def client(self, agency: Agency, **options: Any) -> AgencyClient:
+        """An SDK client for ``agency``: trusts the hub's CA, pins the hub's certificate."""
+        options.setdefault("reconnect_timeout", 60.0)
+        return AgencyClient(
+            agency.code,
+            amqp_url=self.broker.amqp_url,
+            password=agency.password,
+            key=agency.signer.key,
+            certificate=agency.signer.certificate,
+            trust_anchors=[self.ca.certificate],
+            hub_certificate=self.config.signing.certificate,
+            **options,
+        )
 
     def suspend(self, code: str) -> None:
         """Suspend an agency in the registry."""

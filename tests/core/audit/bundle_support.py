@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 
 import schemas
-from adapters import AgencyClient
 from axis.models import AuditEvent, ChainHead
 
 _spec = importlib.util.spec_from_file_location(
@@ -47,20 +46,6 @@ class Traffic:
     revoke_id: str
 
 
-def client(hub: Any, agency: Any) -> AgencyClient:
-    """An SDK client for ``agency``: trusts the hub's CA, pins the hub's certificate."""
-    return AgencyClient(
-        agency.code,
-        amqp_url=hub.broker.amqp_url,
-        password=agency.password,
-        key=agency.signer.key,
-        certificate=agency.signer.certificate,
-        trust_anchors=[hub.ca.certificate],
-        hub_certificate=hub.config.signing.certificate,
-        reconnect_timeout=60.0,
-    )
-
-
 def events(hub: Any, document_id: str) -> list[Any]:
     with hub.engine.connect() as conn:
         return conn.execute(
@@ -77,10 +62,10 @@ def run_traffic(hub: Any) -> Traffic:
     second = hub.register("BRCPB")
     bystander = hub.register("BOTHR")
     with (
-        client(hub, sender) as s,
-        client(hub, first) as a,
-        client(hub, second) as b,
-        client(hub, bystander) as o,
+        hub.client(sender) as s,
+        hub.client(first) as a,
+        hub.client(second) as b,
+        hub.client(bystander) as o,
     ):
         edoc = sample(sender.code, [first.code, second.code])
         sent = s.send(edoc)
