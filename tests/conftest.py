@@ -38,6 +38,7 @@ how to start it; it never skips them, so CI cannot pass without running them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -136,6 +137,23 @@ def pg_url(session_id: str) -> Iterator[str]:
     except sa.exc.OperationalError as exc:
         engine.dispose()
         _unusable(f"PostgreSQL at {maintenance.render_as_string(hide_password=True)}: {exc.orig}")
+    try:
+        yield maintenance.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            # FORCE: a test that leaked a connection must not leave the database behind.
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_pg_database(pg_url: str, label: str = "") -> Iterator[str]:
+    """A new PostgreSQL database beside the session's; its URL; dropped on exit."""
+    maintenance = sa.make_url(pg_url)
+    name = f"{maintenance.database}_{label + '_' if label else ''}{secrets.token_hex(3)}"
+    engine = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
         yield maintenance.set(database=name).render_as_string(hide_password=False)
     finally:

@@ -7,6 +7,7 @@ then the commands run against that hub's ``axis.toml``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import io
@@ -31,6 +32,7 @@ from axis.broker.testing import BrokerEnv
 from axis.models import AuditEvent
 from cli import main
 from schemas.edoc import Business, BusinessDocType
+from tests.conftest import fresh_pg_database
 
 _NAME = "axis_tests_hub_support"
 if _NAME in sys.modules:
@@ -101,24 +103,15 @@ def traffic(
 ) -> Iterator[Traffic]:
     """A hub after a little real traffic of every kind the audit commands report."""
     folder = tmp_path_factory.mktemp("audit-hub")
-    url = f"sqlite:///{folder / 'axis.db'}"
-    maintenance = None
-    if request.param == "postgres":
-        maintenance = sa.make_url(request.getfixturevalue("pg_url"))
-        name = f"{maintenance.database}_{secrets.token_hex(3)}"
-        admin = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = maintenance.set(database=name).render_as_string(hide_password=False)
-    hub = hub_support._start_hub(broker, folder, url)
-    try:
-        yield _make_traffic(hub, folder / "axis.toml")
-    finally:
-        hub_support._stop_hub(hub)
-        if maintenance is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{folder / 'axis.db'}"
+        if request.param == "postgres":
+            url = stack.enter_context(fresh_pg_database(request.getfixturevalue("pg_url")))
+        hub = hub_support._start_hub(broker, folder, url)
+        try:
+            yield _make_traffic(hub, folder / "axis.toml")
+        finally:
+            hub_support._stop_hub(hub)
 
 
 def _make_traffic(hub: Any, config: Path) -> Traffic:

@@ -12,7 +12,6 @@ odd message ids, types and content types).
 from __future__ import annotations
 
 import contextlib
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from axis.record import Inbound
 from axis.rejections import Rejection
 from schemas.ids import MAX_MESSAGE_ID
 from signing import Verifier
+from tests.conftest import fresh_pg_database
 from tests.fuzz import strategies
 from tests.fuzz.strategies import G22, H41, MAX_BYTES, NOW, SIGNERS, TRUST, VALID_DOCUMENTS
 
@@ -166,19 +166,11 @@ def any_db_core(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Core
         with _core(f"sqlite:///{tmp_path / 'axis.db'}", tmp_path) as the_core:
             yield the_core
         return
-    maintenance = sa.make_url(request.getfixturevalue("pg_url"))
-    name = f"{maintenance.database}_fuzz_{secrets.token_hex(3)}"
-    admin = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = maintenance.set(database=name).render_as_string(hide_password=False)
-        with _core(url, tmp_path) as the_core:
-            yield the_core
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with (
+        fresh_pg_database(request.getfixturevalue("pg_url"), "fuzz") as url,
+        _core(url, tmp_path) as the_core,
+    ):
+        yield the_core
 
 
 def test_a_message_id_longer_than_the_hub_stores_is_malformed_not_a_stalled_batch(

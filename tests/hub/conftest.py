@@ -38,6 +38,7 @@ from axis.service import build_pipeline
 from schemas.samples import sample_edoc
 from signing import Signer
 from signing.pki import CertifiedKey, cert_pem, key_pem, make_ca, make_leaf
+from tests.conftest import fresh_pg_database
 
 HUB_NS = "urn:axis:hub:1"
 
@@ -325,26 +326,10 @@ def fresh_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
         _stop_hub(the_hub)
 
 
-@contextlib.contextmanager
-def _fresh_pg_database(pg_url: str) -> Iterator[str]:
-    """A new PostgreSQL database beside the session's; its URL; dropped on exit."""
-    maintenance = sa.make_url(pg_url)
-    name = f"{maintenance.database}_{secrets.token_hex(3)}"
-    engine = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield maintenance.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def pg_fresh_url(pg_url: str) -> Iterator[str]:
     """A PostgreSQL database of this test's own (the session's is shared)."""
-    with _fresh_pg_database(pg_url) as url:
+    with fresh_pg_database(pg_url) as url:
         yield url
 
 
@@ -363,7 +348,7 @@ def idle_hub(broker: BrokerEnv, tmp_path: Path) -> Iterator[Hub]:
 def pg_idle_hub(broker: BrokerEnv, tmp_path: Path, pg_url: str) -> Iterator[Hub]:
     """Like ``idle_hub``, on a PostgreSQL database of this test's own: for several
     ``axis serve`` processes at once and for database outages."""
-    with _fresh_pg_database(pg_url) as url:
+    with fresh_pg_database(pg_url) as url:
         the_hub = _start_hub(broker, tmp_path, url, start_router=False)
         try:
             yield the_hub

@@ -30,6 +30,7 @@ from axis.receipts import ReceiptWriter
 from axis.service import hub_signer
 from signing import Signer, TrustStore
 from signing.pki import cert_pem, make_ca, make_leaf
+from tests.conftest import fresh_pg_database
 
 _HERE = str(Path(__file__).parent)
 if _HERE not in sys.path:
@@ -381,7 +382,7 @@ def test_read_zip_refuses_what_is_not_a_zip() -> None:
 def test_a_bundle_from_a_postgresql_hub_checks_too(
     broker: BrokerEnv, pg_url: str, tmp_path: Path
 ) -> None:
-    with hub_support._fresh_pg_database(pg_url) as url:
+    with fresh_pg_database(pg_url) as url:
         hub = hub_support._start_hub(broker, tmp_path, url)
         try:
             traffic = run_traffic(hub)
