@@ -194,6 +194,15 @@ class Delivery(Base):
     recipient: Mapped[str] = mapped_column(CODE, primary_key=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the broker confirmed the delivery into the recipient's inbox."""
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the hub received the recipient's first status 01 about the document."""
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the hub received the recipient's first status 06 about the document.
+
+    Both are copies of the statuses table's earliest 01 and 06 (``record.write`` keeps
+    them), so the auditors' statistics read one row per delivery instead of looking
+    each recipient's statuses up. A status message's own delivery has neither.
+    """
 
     __table_args__ = (Index(None, "recipient", "delivered_at"),)
 

@@ -4,15 +4,20 @@ Three calls, each one round trip's worth of SQL per batch, never per message:
 
 - :func:`lookup` — the earlier documents and statuses a batch names;
 - :func:`write` — the batch's audit events, documents, statuses and pending
-  deliveries (before anything is published);
+  deliveries (before anything is published), and on each recipient's delivery the
+  time of its first status 01 and 06;
 - :func:`confirm` — DELIVERED events and delivery times once the broker has
   confirmed, plus the signed receipts (before anything is acknowledged).
+
+Both writers lock the chain's head (:func:`axis.audit.store.lock_head`) before any
+row: ``confirm`` locks the deliveries it marks, ``write`` the deliveries a status
+is about, and two routers taking those in opposite orders would deadlock.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+import schemas
 from axis.archive import Entry
 from axis.audit import store as audit
 from axis.audit.chain import Event, EventKind, Link, format_time
@@ -66,8 +72,9 @@ _PENDING = (
         Delivery.delivered_at.is_(None),
     )
     # Two routers confirming the same delivery (a retry routed by each): the second
-    # waits here, then finds it confirmed and records nothing. In key order, so two
-    # confirms never lock rows in opposite orders.
+    # waits (for the chain's head, which confirm takes first, and here), then finds
+    # it confirmed and records nothing. In key order, so two confirms never lock rows
+    # in opposite orders.
     .order_by(Delivery.receipt_id, Delivery.recipient)
     .with_for_update()
 )
@@ -84,6 +91,31 @@ _SET_STATE = (
 )
 _STORED_RECEIPTS = sa.select(Receipt.receipt_id, Receipt.body).where(
     Receipt.receipt_id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
+def _earliest(column: sa.Column[Any], name: str) -> sa.Case[Any]:
+    """``column`` set to the parameter ``name`` if that is earlier; a NULL one changes nothing."""
+    at = sa.bindparam(name, type_=column.type)
+    return sa.case((sa.or_(column.is_(None), column > at), at), else_=column)
+
+
+_DELIVERY = table(Delivery)
+_FIRST_STATUSES = (
+    _DELIVERY.update()
+    .where(
+        _DELIVERY.c.receipt_id
+        == sa.select(Document.receipt_id)
+        .where(Document.document_id == sa.bindparam("document_id"))
+        .scalar_subquery(),
+        _DELIVERY.c.recipient == sa.bindparam("status_sender"),
+    )
+    # The earliest, not the first written: a status recorded late (a retry, another
+    # router's batch) still leaves the delivery with the recipient's first 01 and 06.
+    .values(
+        acknowledged_at=_earliest(_DELIVERY.c.acknowledged_at, "acknowledged"),
+        completed_at=_earliest(_DELIVERY.c.completed_at, "completed"),
+    )
 )
 _INSERT_DOCUMENTS = table(Document).insert()
 _INSERT_STATUSES = table(StatusRow).insert()
@@ -395,7 +427,39 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
         conn.execute(_INSERT_DELIVERIES, deliveries)
     if states:
         conn.execute(_SET_STATE, states)
+    if statuses:
+        # After the deliveries: a status can be about a document of the same batch.
+        keep_first_statuses(conn, statuses)
     return links[-1].seq if links else None
+
+
+_FIRST_CODES = {
+    str(schemas.StatusCode.ARRIVED): "acknowledged",
+    str(schemas.StatusCode.COMPLETED): "completed",
+}
+
+
+def keep_first_statuses(conn: Connection, statuses: Sequence[Mapping[str, Any]]) -> None:
+    """Note on each recipient's delivery of a document its first status 01 and 06.
+
+    ``statuses`` are rows just written to the statuses table (``document_id``,
+    ``sender``, ``code``, ``received_at``); one statement for them all.
+    """
+    firsts = []
+    for status in statuses:
+        column = _FIRST_CODES.get(status["code"])
+        if column is not None:
+            firsts.append(
+                {
+                    "document_id": status["document_id"],
+                    "status_sender": status["sender"],
+                    "acknowledged": None,
+                    "completed": None,
+                    column: status["received_at"],
+                }
+            )
+    if firsts:
+        conn.execute(_FIRST_STATUSES, firsts)
 
 
 def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> int:
@@ -409,6 +473,8 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
     published = {(item.receipt_id, r): item for item in items for r in item.deliveries}
     pending: list[tuple[str, str]] = []
     receipt_ids = sorted({receipt_id for receipt_id, _ in published})
+    # The head before the deliveries (see the module's docstring).
+    head = audit.lock_head(conn) if receipt_ids else None
     for chunk in _chunks(receipt_ids):
         pending += [
             (row.receipt_id, row.recipient)
@@ -439,7 +505,7 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
                     code,
                 )
             )
-        audit.append(conn, events)
+        audit.append(conn, events, head=head)
     receipts = [
         {
             "receipt_id": item.receipt_id,

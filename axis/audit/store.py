@@ -60,12 +60,28 @@ _MOVE_HEAD = (
 )
 
 
-def append(conn: Connection, events: Sequence[Event]) -> list[Link]:
-    """Append ``events`` to the chain in the current transaction and return their links."""
-    if not events:
-        return []
+def lock_head(conn: Connection) -> tuple[int, str]:
+    """Lock the chain's head row until the end of the transaction; its (seq, hash).
+
+    Every writer takes this lock before any lock on a row of the operational tables,
+    so two writers never hold locks in opposite orders.
+    """
     # SQLite's writers already hold the database lock (BEGIN IMMEDIATE).
     seq, previous = conn.execute(_READ_HEAD if conn.dialect.name == "sqlite" else _LOCK_HEAD).one()
+    return seq, previous
+
+
+def append(
+    conn: Connection, events: Sequence[Event], *, head: tuple[int, str] | None = None
+) -> list[Link]:
+    """Append ``events`` to the chain in the current transaction and return their links.
+
+    ``head`` is what :func:`lock_head` returned in this transaction when the caller
+    took the lock itself and has appended nothing since (it saves reading it again).
+    """
+    if not events:
+        return []
+    seq, previous = head if head is not None else lock_head(conn)
     links = list(chain(events, after_seq=seq, after_hash=previous))
     conn.execute(
         _INSERT_EVENTS,

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import itertools
-import secrets
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,13 +35,14 @@ from axis import db, registry
 from axis.archive import Archive
 from axis.audit.chain import GENESIS
 from axis.deliver import Outgoing
-from axis.models import AuditHead, Base, RegistryVersion
+from axis.models import AuditHead, Base, Delivery, Document, RegistryVersion
 from axis.pipeline import Pipeline
 from axis.receipts import ReceiptWriter
 from axis.record import Inbound, Item
 from schemas.samples import sample_edoc, sample_status
 from signing import Signer, TrustStore, Verifier
 from signing.pki import CertifiedKey, make_ca, make_leaf
+from tests.conftest import fresh_pg_database
 
 HUB_USER = "axis-hub"
 G22, G01, H41, H29, H58 = (
@@ -76,19 +76,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_core_url(pg_url: str) -> Iterator[str]:
     """A PostgreSQL database of these tests' own, migrated to head once."""
-    url = sa.make_url(pg_url)
-    name = f"{url.database}_core_{secrets.token_hex(3)}"
-    maintenance = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with maintenance.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        core_url = url.set(database=name).render_as_string(hide_password=False)
+    with fresh_pg_database(pg_url, "core") as core_url:
         db.upgrade(core_url)
         yield core_url
-    finally:
-        with maintenance.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        maintenance.dispose()
 
 
 def _empty(url: str) -> None:
@@ -266,3 +256,20 @@ def core(engine: sa.Engine, pki: Pki, tmp_path: Path) -> Iterator[CoreHub]:
         yield CoreHub(pipeline, engine, pki, archive, itertools.count(1), itertools.count(1))
     finally:
         archive.close()
+
+
+Firsts = dict[tuple[str, str], tuple[datetime | None, datetime | None]]
+
+
+def stored_first_statuses(engine: sa.Engine) -> Firsts:
+    """Each document delivery's stored first 01 and 06, by (receipt id, recipient)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                Delivery.receipt_id,
+                Delivery.recipient,
+                Delivery.acknowledged_at,
+                Delivery.completed_at,
+            ).join(Document, Document.receipt_id == Delivery.receipt_id)
+        ).all()
+    return {(r.receipt_id, r.recipient): (r.acknowledged_at, r.completed_at) for r in rows}

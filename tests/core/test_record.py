@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 import schemas
 from axis import record
 from axis.archive import Entry
+from axis.audit import store as audit_store
 from axis.authorize import KnownDocument, KnownStatus, Retry
 from axis.models import Delivery, Receipt
+from schemas.samples import sample_status
+from tests.core.conftest import stored_first_statuses
 
 G22, H41, H29 = "000.00.00.G22", "000.00.00.H41", "000.00.00.H29"
 CONFIRMED_AT = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -200,3 +204,130 @@ def test_write_numbers_a_batchs_events_in_order_with_business_events_after_their
         (items[1].document_id, 2, "active"),
         (items[2].document_id, 4, "active"),
     }
+
+
+def signed_status(core, sender: str, edoc, code: str, at: datetime) -> bytes:
+    """A status from ``sender`` with its own Timestamp, so two of one code differ."""
+    status = sample_status(sender, edoc, schemas.StatusCode(code), now=at)
+    return core.signer(sender).sign(schemas.to_element(status))
+
+
+def first_statuses_by_the_trail(core) -> dict[tuple[str, str], tuple[datetime, datetime]]:
+    """Each document delivery's earliest STATUS 01 and 06 from its recipient, per the events."""
+    rows = core.rows(
+        "SELECT d.receipt_id, dl.recipient,"
+        " min(CASE WHEN e.code = '01' THEN e.at END) AS ack,"
+        " min(CASE WHEN e.code = '06' THEN e.at END) AS done"
+        " FROM deliveries dl JOIN documents d ON d.receipt_id = dl.receipt_id"
+        " LEFT JOIN audit_events e ON e.event = 'STATUS' AND e.document_id = d.document_id"
+        " AND e.sender = dl.recipient"
+        " GROUP BY d.receipt_id, dl.recipient"
+    )
+    return {(r.receipt_id, r.recipient): (as_utc(r.ack), as_utc(r.done)) for r in rows}
+
+
+def as_utc(value: object) -> datetime | None:
+    """A time the raw SQL above read (text on SQLite) as an aware UTC datetime."""
+    if value is None:
+        return None
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.replace(tzinfo=UTC)
+
+
+def test_write_keeps_each_recipients_first_01_and_06_on_its_delivery(core) -> None:
+    start = datetime.now(UTC)
+    edoc, body = core.edoc(G22, [H41, H29])
+    # A recipient's 01 can come in the document's own batch (a fast agency, a redo).
+    [document, early], _ = core.handle(
+        core.inbound(body, G22),
+        core.inbound(signed_status(core, H29, edoc, "01", start), H29, type="status"),
+    )
+    first_ack = core.inbound(signed_status(core, H41, edoc, "01", start), H41, type="status")
+    second_ack = core.inbound(
+        signed_status(core, H41, edoc, "01", start + timedelta(seconds=1)), H41, type="status"
+    )
+    core.handle(first_ack)
+    core.handle(
+        second_ack,
+        core.inbound(signed_status(core, H41, edoc, "03", start), H41, type="status"),
+        core.inbound(signed_status(core, H41, edoc, "06", start), H41, type="status"),
+    )
+    assert early.outcome.status.code == "01"
+    stored = stored_first_statuses(core.engine)
+    assert stored == first_statuses_by_the_trail(core)
+    assert stored[(document.receipt_id, H41)] == (
+        first_ack.received_at,  # the second 01 left the first in place
+        stored[(document.receipt_id, H41)][1],
+    )
+    assert stored[(document.receipt_id, H41)][1] is not None
+    assert stored[(document.receipt_id, H29)] == (early.inbound.received_at, None)
+    # Statuses' own deliveries (to the sender) hold neither.
+    assert (
+        core.scalar(
+            "SELECT count(*) FROM deliveries WHERE acknowledged_at IS NOT NULL "
+            "OR completed_at IS NOT NULL"
+        )
+        == 2
+    )
+
+
+def test_a_status_recorded_late_with_an_earlier_receipt_time_becomes_the_first(core) -> None:
+    # Two routers: the one that took the earlier 01 commits after the other.
+    edoc, item = accepted(core, recipients=(H41,))
+    now = datetime.now(UTC)
+    later = core.inbound(signed_status(core, H41, edoc, "01", now), H41, type="status")
+    earlier = replace(
+        core.inbound(
+            signed_status(core, H41, edoc, "01", now - timedelta(seconds=5)), H41, type="status"
+        ),
+        received_at=later.received_at - timedelta(seconds=5),
+    )
+    core.handle(later)
+    core.handle(earlier)
+    assert stored_first_statuses(core.engine) == {
+        (item.receipt_id, H41): (earlier.received_at, None)
+    }
+    assert stored_first_statuses(core.engine) == first_statuses_by_the_trail(core)
+
+
+def test_a_status_and_the_confirm_of_its_documents_delivery_at_once_do_not_deadlock(
+    core,
+) -> None:
+    # Router B records H41's 01 (which updates the document's delivery to H41) while
+    # router A records the broker's confirm of that very delivery. Were A to lock the
+    # delivery before the chain's head, B holding the head would wait for A's row
+    # and A for B's head.
+    edoc, item = accepted(core, recipients=(H41,))
+    status = core.inbound(core.status(H41, edoc), H41, type="status")
+    errors: list[BaseException] = []
+
+    def run(work) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                work()
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        thread = threading.Thread(target=guarded)
+        thread.start()
+        return thread
+
+    def confirm() -> None:
+        with core.engine.begin() as conn:
+            record.confirm(conn, [item], CONFIRMED_AT)
+
+    holder = core.engine.connect()
+    holder.begin()
+    audit_store.lock_head(holder)  # both routers now queue for the head: B first
+    router_b = run(lambda: core.handle(status))
+    time.sleep(0.5)
+    router_a = run(confirm)
+    time.sleep(0.5)
+    holder.commit()
+    holder.close()
+    router_b.join(timeout=30)
+    router_a.join(timeout=30)
+    assert errors == []
+    assert core.scalar("SELECT count(*) FROM audit_events WHERE event = 'DELIVERED'") == 1
+    [(acknowledged, _)] = stored_first_statuses(core.engine).values()
+    assert acknowledged == status.received_at

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from axis import db
+from axis import db, record
 from axis.audit import store
 from axis.audit.chain import Event, EventKind
 from axis.audit.query import (
@@ -126,19 +126,19 @@ class History:
                 conn,
                 Event(EventKind.STATUS, at, receipt_id, document_id, by, addressee, code),
             )
-            conn.execute(
-                sa.insert(Status).values(
-                    receipt_id=receipt_id,
-                    message_id=str(uuid.uuid4()),
-                    document_id=document_id,
-                    sender=by,
-                    code=code,
-                    sha256=uuid.uuid4().hex * 2,
-                    stated_at=at,
-                    received_at=at,
-                    audit_seq=seq,
-                )
-            )
+            row = {
+                "receipt_id": receipt_id,
+                "message_id": str(uuid.uuid4()),
+                "document_id": document_id,
+                "sender": by,
+                "code": code,
+                "sha256": uuid.uuid4().hex * 2,
+                "stated_at": at,
+                "received_at": at,
+                "audit_seq": seq,
+            }
+            conn.execute(sa.insert(Status), row)
+            record.keep_first_statuses(conn, [row])
             later = at + timedelta(milliseconds=20)
             conn.execute(
                 table(Delivery).insert(),
