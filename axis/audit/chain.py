@@ -91,12 +91,29 @@ def digest(
     detail: str,
 ) -> bytes:
     """SHA-256 of the canonical form of one event (its sequence number included)."""
-    form = json.dumps(
-        [seq, format_time(at), kind, receipt_id, document_id, sender, recipient, code, detail],
-        separators=(",", ":"),
-        ensure_ascii=False,
+    return digest_of(
+        seq, format_time(at), kind, receipt_id, document_id, sender, recipient, code, detail
     )
+
+
+def digest_of(
+    seq: int,
+    time: str,
+    kind: str,
+    receipt_id: str | None,
+    document_id: str | None,
+    sender: str | None,
+    recipient: str | None,
+    code: str | None,
+    detail: str,
+) -> bytes:
+    """:func:`digest` of an event whose time is already written as :func:`format_time` writes it."""
+    form = _FORM.encode([seq, time, kind, receipt_id, document_id, sender, recipient, code, detail])
     return hashlib.sha256(form.encode("utf-8")).digest()
+
+
+_FORM = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""The canonical form's JSON writer, made once (``json.dumps`` with options makes one per call)."""
 
 
 def link_hash(previous: str, event_digest: bytes) -> str:

@@ -15,20 +15,27 @@ every table agrees with the trail. The history is a simulation, not a replay:
 - a few messages are rejected (signature, schema, certificate, recipient...), a
   few documents are revoked, updated or replaced by a later one from their sender.
 
-Rows are written in large chunks (``executemany`` on SQLite, ``COPY`` on
-PostgreSQL) with the bulk tables' secondary indexes dropped, then rebuilt once at
-the end, which is several times faster than maintaining them row by row.
-Deterministic for a given ``seed`` and ``end``. Receipts and archived bodies are
-not made: the history is the hub's records and trail, not the messages themselves.
+The simulation runs in the calling process; a loader process (:class:`_Loader`)
+takes its events in chunks, computes each event's digest and the chain's links,
+and writes the rows, so simulating and hashing-and-writing, about half of the work
+each, go on at the same time on two cores. Rows are written in large chunks
+(``executemany`` on SQLite, ``COPY`` on PostgreSQL) with the bulk tables' secondary
+indexes dropped, then rebuilt once at the end, which is several times faster than
+maintaining them row by row. Deterministic for a given ``seed`` and ``end``.
+Receipts and archived bodies are not made: the history is the hub's records and
+trail, not the messages themselves.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import multiprocessing
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,10 +43,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from axis import registry
+from axis import db, registry
 from axis.admin import read_agencies_csv
 from axis.audit import store
-from axis.audit.chain import GENESIS, canonical_detail, digest, link_hash
+from axis.audit.chain import GENESIS, canonical_detail, digest_of, link_hash
 from axis.models import Agency, AuditEvent, AuditHead, ChainHead, Delivery, Document, Status, table
 from axis.receipts import ReceiptWriter
 from schemas.samples import SUBJECTS, UNITS, abbreviation
@@ -87,7 +94,7 @@ _STATUS_COLUMNS = (
     "received_at",
     "audit_seq",
 )
-_DELIVERY_COLUMNS = ("receipt_id", "recipient", "delivered_at")
+_DELIVERY_COLUMNS = ("receipt_id", "recipient", "delivered_at", "acknowledged_at", "completed_at")
 
 _REJECTIONS: tuple[tuple[str, float, str], ...] = (
     ("SIGNATURE_INVALID", 0.30, "the signature value does not verify"),
@@ -165,7 +172,8 @@ class SeedReport:
     load_seconds: float = 0.0
     """Simulating, hashing and writing the rows."""
     index_seconds: float = 0.0
-    """Rebuilding the indexes and refreshing the planner's statistics."""
+    """Rebuilding the indexes, marking the revoked/updated/replaced documents, and
+    refreshing the planner's statistics."""
 
     @property
     def seconds(self) -> float:
@@ -188,6 +196,9 @@ class _Full(Exception):
 
 
 _DELIVER_EDOC, _STATUS, _DELIVER_STATUS, _FOLLOW_UP = range(4)
+_DELIVERED_AT, _ACKNOWLEDGED_AT, _COMPLETED_AT = 2, 3, 4
+"""Where a delivery row (:data:`_DELIVERY_COLUMNS`) holds each time."""
+_FIRST_STATUS_COLUMNS = {"01": _ACKNOWLEDGED_AT, "06": _COMPLETED_AT}
 _WEIGHT = (1, 2, 1, 20)
 """Events an action brings: a status is delivered too; a follow-up is a new document."""
 
@@ -212,7 +223,12 @@ class _History:
 
     ``emit`` receives each audit event in chain order and returns its sequence number and
     stored time; the row callbacks receive the documents, statuses and deliveries rows
-    as the events that create them are emitted.
+    as the events that create them are emitted. A document's delivery row waits until
+    its recipient's planned 01 and 06 have happened (or will not), since it carries
+    their times, and until the rows of earlier documents have gone: they are written
+    in the documents' order, as the router inserts them (which keeps a period's rows
+    together on disk, as in a real hub). :meth:`unfinished` gives the rows still
+    waiting when the history stops.
     """
 
     def __init__(
@@ -253,6 +269,11 @@ class _History:
         self.sloppiness = {c: math.exp(rng.gauss(0.0, 0.8)) for c in self.codes}
         self.numbers: dict[tuple[str, int], int] = {}
         self.heap: list[tuple[int, int, int, Any]] = []
+        self.waiting: deque[list[Any]] = deque()
+        """Delivery rows not yet written, in the documents' order; each row's last item
+        is how many of its events (delivery, 01, 06) have yet to happen."""
+        self.filling: dict[tuple[str, str], list[Any]] = {}
+        """(receipt id, recipient) → its row in :attr:`waiting`, until it is complete."""
         self.tick = 0
         self.in_flight = 0
         """About how many events the scheduled actions will emit."""
@@ -308,7 +329,7 @@ class _History:
                 _, text = self.emit(
                     when, "DELIVERED", doc.receipt_id, doc.document_id, doc.sender, recipient
                 )
-                self.on_delivery((doc.receipt_id, recipient, text))
+                self._fill(doc, recipient, _DELIVERED_AT, text)
             elif action == _STATUS:
                 self._status(when, *payload)
             elif action == _DELIVER_STATUS:
@@ -317,23 +338,48 @@ class _History:
                 _, text = self.emit(
                     when, "DELIVERED", receipt_id, doc.document_id, by, doc.sender, code
                 )
-                self.on_delivery((receipt_id, doc.sender, text))
+                self.on_delivery((receipt_id, doc.sender, text, None, None))
             else:
                 original, recipients, business = payload
                 self.document(when, original.sender, recipients, acts_on=(original, business))
 
-    def undelivered(self) -> Iterator[tuple[str, str]]:
-        """Deliveries whose message was recorded but whose broker confirm had not come yet."""
+    def unfinished(self) -> Iterator[tuple[Any, ...]]:
+        """The delivery rows of recorded messages that are still waiting for an event.
+
+        A document's delivery waiting for its 01 or 06, and deliveries whose broker
+        confirm had not come yet (``delivered_at`` None).
+        """
+        for row in self.waiting:
+            yield tuple(row[:-1])
         for _, _, action, payload in self.heap:
-            if action == _DELIVER_EDOC:
-                doc, recipient = payload
-                yield doc.receipt_id, recipient
-            elif action == _DELIVER_STATUS:
+            if action == _DELIVER_STATUS:
                 doc, _by, _code, receipt_id = payload
-                yield receipt_id, doc.sender
+                yield receipt_id, doc.sender, None, None, None
+
+    def _wait(self, doc: _Doc, recipient: str, events: int) -> None:
+        """Hold the delivery row of ``doc`` to ``recipient`` until ``events`` happened."""
+        row = [doc.receipt_id, recipient, None, None, None, events]
+        self.waiting.append(row)
+        self.filling[(doc.receipt_id, recipient)] = row
+
+    def _fill(self, doc: _Doc, recipient: str, column: int, value: str | None) -> None:
+        """One awaited event of a delivery happened (``value``, its time) or never will (None)."""
+        key = (doc.receipt_id, recipient)
+        row = self.filling[key]
+        if value is not None:
+            row[column] = value
+        row[-1] -= 1
+        if row[-1] == 0:
+            del self.filling[key]
+            waiting = self.waiting
+            while waiting and waiting[0][-1] == 0:
+                self.on_delivery(tuple(waiting.popleft()[:-1]))
 
     def _status(self, at: int, doc: _Doc, by: str, code: str) -> None:
+        column = _FIRST_STATUS_COLUMNS.get(code)
         if doc.ended:
+            if column is not None:
+                self._fill(doc, by, column, None)
             return  # revoked, updated or replaced: nobody works on it any more
         self._room(1)
         receipt_id, message_id, sha256 = self._uuid(), self._uuid(), self._hex256()
@@ -361,6 +407,8 @@ class _History:
                 seq,
             )
         )
+        if column is not None:
+            self._fill(doc, by, column, text)
         self._push(
             at + 8_000 + int(self.rng.random() * 150_000),
             _DELIVER_STATUS,
@@ -517,7 +565,8 @@ class _History:
         for recipient in recipients:
             delivered = at + 15_000 + int(rng.random() * 250_000)
             self._push(delivered, _DELIVER_EDOC, (doc, recipient))
-            self._plan_statuses(doc, recipient, delivered, deadline)
+            firsts = self._plan_statuses(doc, recipient, delivered, deadline)
+            self._wait(doc, recipient, 1 + firsts)
         if not acts_on and rng.random() < 0.01:
             business = self._choose(
                 [((t, e, s), share) for t, e, s, share in _BUSINESS] + [(_REPLACE, 0.2)]
@@ -525,41 +574,45 @@ class _History:
             later = self._office_hours(at + self._lognormal(1.5 * _DAY, 1.0))
             self._push(later, _FOLLOW_UP, (doc, recipients, business))
 
-    def _plan_statuses(self, doc: _Doc, by: str, delivered: int, deadline: int | None) -> None:
-        """When ``by`` will say 01, 03, 04, 05, 06 (or 02) about ``doc``, at its own pace."""
+    def _plan_statuses(self, doc: _Doc, by: str, delivered: int, deadline: int | None) -> int:
+        """When ``by`` will say 01, 03, 04, 05, 06 (or 02) about ``doc``, at its own pace.
+
+        Returns how many of those are a 01 or a 06 (what the delivery row waits for).
+        """
         rng, pace = self.rng, self.pace[by]
         if rng.random() < 0.012 * pace:
-            return  # never acknowledged: the agency's system did not take it in
+            return 0  # never acknowledged: the agency's system did not take it in
         at = delivered + 50_000 + self._lognormal(40 * _US * pace, 1.6)
         self._push(at, _STATUS, (doc, by, "01"))
         if rng.random() < 0.008:
             self._push(
                 self._office_hours(at + self._lognormal(3 * _HOUR, 1.0)), _STATUS, (doc, by, "02")
             )
-            return
+            return 1
         if rng.random() < 0.05:
-            return  # taken in, then nothing more said
+            return 1  # taken in, then nothing more said
         at = self._office_hours(at + self._lognormal(4 * _HOUR * pace, 1.0))
         self._push(at, _STATUS, (doc, by, "03"))
         if rng.random() < 0.3:
             at = self._office_hours(at + self._lognormal(_DAY * pace, 0.8))
             self._push(at, _STATUS, (doc, by, "04"))
         if rng.random() < 0.05:
-            return  # accepted, never assigned
+            return 1  # accepted, never assigned
         at = self._office_hours(at + self._lognormal(_DAY * pace, 0.8))
         self._push(at, _STATUS, (doc, by, "05"))
         if deadline is not None:
             if rng.random() < 0.04 * pace:
-                return  # never completed: overdue for ever
+                return 1  # never completed: overdue for ever
             planned = delivered + int(
                 (deadline - delivered) * math.exp(rng.gauss(math.log(0.6 * pace), 0.5))
             )
             done = self._office_hours(max(planned, at + 10 * 60 * _US))
         else:
             if rng.random() < 0.4:
-                return
+                return 1
             done = self._office_hours(at + self._lognormal(3 * _DAY * pace, 1.0))
         self._push(done, _STATUS, (doc, by, "06"))
+        return 2
 
 
 def _arrivals(
@@ -606,26 +659,11 @@ def events_per_document(
     return history.count / sample
 
 
-def _rows_in_text_copy(rows: Sequence[tuple[Any, ...]]) -> bytes:
-    """``rows`` in PostgreSQL's COPY text format."""
-    out = []
-    for row in rows:
-        fields = []
-        for value in row:
-            if value is None:
-                fields.append("\\N")
-            elif isinstance(value, str):
-                fields.append(
-                    value.replace("\\", "\\\\")
-                    .replace("\t", "\\t")
-                    .replace("\n", "\\n")
-                    .replace("\r", "\\r")
-                )
-            else:
-                fields.append(str(value))
-        out.append("\t".join(fields))
-    out.append("")
-    return "\n".join(out).encode("utf-8")
+_KEYS = (
+    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE contype IN ('p', 'u') AND conrelid::regclass::text = ANY(%s) ORDER BY 1, 2"
+)
+"""PostgreSQL: the bulk tables' primary keys and unique constraints, with their definitions."""
 
 
 class _Writer:
@@ -638,11 +676,15 @@ class _Writer:
         dbapi = self.raw.driver_connection
         assert dbapi is not None
         self.dbapi: Any = dbapi
+        self.keys: list[tuple[str, str, str]] = []
+        """PostgreSQL's keys dropped for the load: (table, constraint, definition)."""
         if not self.postgres:
             cursor = self.dbapi.cursor()
             # A seeded history is rebuilt if the machine fails half-way: no fsync per chunk.
             cursor.execute("PRAGMA synchronous=OFF")
-            cursor.execute("PRAGMA cache_size=-262144")
+            # SQLite's keys stay (they cannot be dropped): the cache holds their pages,
+            # which random receipt ids touch all over (about 800 MB at 10 million events).
+            cursor.execute("PRAGMA cache_size=-1048576")
             cursor.close()
 
     def indexes(self) -> list[sa.Index]:
@@ -669,7 +711,8 @@ class _Writer:
         cursor = self.dbapi.cursor()
         if self.postgres:
             with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-                copy.write(_rows_in_text_copy(rows))
+                for row in rows:
+                    copy.write_row(row)
         else:
             marks = ", ".join("?" * len(columns))
             cursor.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", rows)
@@ -679,15 +722,41 @@ class _Writer:
         self.begin()
         for index in self.indexes():
             self.execute(f"DROP INDEX IF EXISTS {index.name}")
+        if self.postgres:
+            # The primary keys too: a key of random receipt ids built once from sorted
+            # rows costs a fraction of maintaining it row by row.
+            cursor = self.dbapi.cursor()
+            self.keys = cursor.execute(_KEYS, (list(BULK_TABLES),)).fetchall()
+            cursor.close()
+            for name, constraint, _ in self.keys:
+                self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {constraint}")
         self.commit()
 
     def create_indexes(self) -> None:
         if self.postgres:
             self.execute("SET maintenance_work_mem = '1GB'")
+        else:
+            self.execute("PRAGMA threads = 2")  # helper threads for the sorts
         self.begin()
+        for name, constraint, definition in self.keys:
+            self.execute(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} {definition}")
+        self.keys = []
         for index in self.indexes():
             columns = ", ".join(str(c.name) for c in index.columns)
             self.execute(f"CREATE INDEX IF NOT EXISTS {index.name} ON {index.table} ({columns})")
+        self.commit()
+
+    def set_states(self, states: list[tuple[str, str]]) -> None:
+        """Mark the revoked, updated and replaced documents: (state, document id) pairs."""
+        if not states:
+            return
+        self.begin()
+        cursor = self.dbapi.cursor()
+        mark = "%s" if self.postgres else "?"
+        cursor.executemany(
+            f"UPDATE documents SET state = {mark} WHERE document_id = {mark}", states
+        )
+        cursor.close()
         self.commit()
 
     def analyze(self) -> None:
@@ -708,13 +777,139 @@ class _Writer:
             # The connection goes back to the engine's pool: the hub's durability again.
             self.execute("PRAGMA synchronous=FULL")
             self.execute("PRAGMA cache_size=-2000")
+            self.execute("PRAGMA threads=0")
         self.raw.close()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A stretch of history for the loader: events in chain order, and the rows they made.
+
+    An event is a row of ``audit_events`` (:data:`_EVENT_COLUMNS`) without its hash.
+    """
+
+    events: list[tuple[Any, ...]]
+    documents: list[tuple[Any, ...]]
+    statuses: list[tuple[Any, ...]]
+    deliveries: list[tuple[Any, ...]]
+
+
+class _Load:
+    """In the loader process: links each chunk's events into the chain and writes the rows."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = db.make_engine(url)
+        self.out = _Writer(self.engine)
+        self.seq, self.previous = 0, GENESIS
+
+    def write(self, chunk: _Chunk) -> int:
+        """Write ``chunk`` in one transaction; the number of events it held."""
+        events, previous = [], self.previous
+        for seq, at, kind, receipt_id, document_id, sender, recipient, code, detail in chunk.events:
+            # format_time of the stored time, rearranged: no datetime per event.
+            wire = f"{at[:10]}T{at[11:]}Z"
+            event_digest = digest_of(
+                seq, wire, kind, receipt_id, document_id, sender, recipient, code, detail
+            )
+            previous = link_hash(previous, event_digest)
+            events.append(
+                (seq, at, kind, receipt_id, document_id, sender, recipient, code, detail, previous)
+            )
+        self.out.begin()
+        self.out.write("audit_events", _EVENT_COLUMNS, events)
+        self.out.write("documents", _DOCUMENT_COLUMNS, chunk.documents)
+        self.out.write("statuses", _STATUS_COLUMNS, chunk.statuses)
+        self.out.write("deliveries", _DELIVERY_COLUMNS, chunk.deliveries)
+        self.out.commit()
+        if events:
+            self.seq, self.previous = events[-1][0], previous
+        return len(events)
+
+    def close(self) -> tuple[int, str]:
+        """Close the connection; the chain's last (seq, hash)."""
+        self.out.close()
+        self.engine.dispose()
+        return self.seq, self.previous
+
+
+_load: _Load | None = None
+"""The loader process's :class:`_Load` (None in any other process)."""
+
+
+def _start_load(url: str) -> None:
+    global _load
+    _load = _Load(url)
+
+
+def _write_chunk(chunk: _Chunk) -> int:
+    assert _load is not None
+    return _load.write(chunk)
+
+
+def _finish_load() -> tuple[int, str]:
+    assert _load is not None
+    return _load.close()
+
+
+class _Loader:
+    """Hashes and writes the history in a process of its own, in chain order.
+
+    The simulation cannot be split (one random generator, one schedule) and takes
+    about half the work; the other half (each event's canonical form and SHA-256,
+    the chain's links, the rows' writing) happens here meanwhile. One process, not a
+    pool: the links are sequential, the writes are, and on two cores the simulation
+    has the other one. :meth:`put` waits when the loader is :data:`BACKLOG` chunks
+    behind, and raises what the loader raised.
+    """
+
+    BACKLOG = 2
+
+    def __init__(self, url: str, progress: Callable[[int], None] | None) -> None:
+        # spawn, not fork: the child must not share the caller's database connections.
+        self.pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_load,
+            initargs=(url,),
+        )
+        self.queued: deque[Future[int]] = deque()
+        self.written = 0
+        self.progress = progress
+
+    def put(self, chunk: _Chunk) -> None:
+        """Hand ``chunk`` over (the lists must not change afterwards: they are sent later)."""
+        while len(self.queued) >= self.BACKLOG:
+            self._wait_one()
+        self.queued.append(self.pool.submit(_write_chunk, chunk))
+
+    def _wait_one(self) -> None:
+        self.written += self.queued.popleft().result()
+        if self.progress:
+            self.progress(self.written)
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for every chunk to be written; the chain's last (seq, hash)."""
+        while self.queued:
+            self._wait_one()
+        return self.pool.submit(_finish_load).result()
+
+    def close(self) -> None:
+        """Stop the loader process (a chunk being written is rolled back)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def table_of(name: str) -> sa.Table:
     """The Core table named ``name`` among the bulk tables."""
     models = {"audit_events": AuditEvent, "documents": Document, "statuses": Status}
     return table(models.get(name, Delivery))
+
+
+def _url_of(engine: sa.Engine) -> str:
+    """The URL another process opens ``engine``'s database with."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise SeedError("seed a database in a file or on a server, not SQLite in memory")
+    return url.render_as_string(hide_password=False)
 
 
 def _check_empty(engine: sa.Engine) -> None:
@@ -743,12 +938,15 @@ def seed(
     Registers the agencies that are missing, and with ``writer`` (the hub's receipt
     writer) signs the final chain head, as the router would. ``progress`` is called
     with the number of events written after each chunk. Raises :class:`SeedError`
-    when the database already holds an audit trail.
+    when the database already holds an audit trail, or is SQLite in memory (the
+    loader process opens it by its URL). The loader is a spawned process: a script
+    that calls this needs the usual ``if __name__ == "__main__":`` guard.
     """
     if options.events < 1:
         raise SeedError("the number of events must be at least 1")
     if options.years <= 0:
         raise SeedError("the history must span some time (years > 0)")
+    url = _url_of(engine)
     agencies = list(agencies or load_agencies())
     _check_empty(engine)
     end = options.end or datetime.now(UTC)
@@ -767,7 +965,7 @@ def seed(
     statuses: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
     states: list[tuple[str, str]] = []
-    seq, previous = 0, GENESIS
+    seq = 0
 
     def emit(
         at: int,
@@ -780,47 +978,23 @@ def seed(
         *,
         detail: str = "{}",
     ) -> tuple[int, str]:
-        nonlocal seq, previous
+        nonlocal seq
         seq += 1
-        moment = _EPOCH + timedelta(microseconds=at)
-        previous = link_hash(
-            previous,
-            digest(seq, moment, kind, receipt_id, document_id, sender, recipient, code, detail),
-        )
         text = _sql_time(at)
-        events.append(
-            (
-                seq,
-                text,
-                kind,
-                receipt_id,
-                document_id,
-                sender,
-                recipient,
-                code,
-                detail,
-                previous,
-            )
-        )
+        events.append((seq, text, kind, receipt_id, document_id, sender, recipient, code, detail))
         if kind == "REJECTED":
             report.rejections += 1
         return seq, text
 
-    def flush() -> None:
-        out.begin()
-        out.write("audit_events", _EVENT_COLUMNS, events)
-        out.write("documents", _DOCUMENT_COLUMNS, documents)
-        out.write("statuses", _STATUS_COLUMNS, statuses)
-        out.write("deliveries", _DELIVERY_COLUMNS, deliveries)
-        out.commit()
+    def flush(loader: _Loader) -> None:
+        # Copies: the lists are the simulation's, and the chunk is sent later.
+        loader.put(_Chunk(events.copy(), documents.copy(), statuses.copy(), deliveries.copy()))
         report.events += len(events)
         report.documents += len(documents)
         report.statuses += len(statuses)
         report.deliveries += len(deliveries)
         for rows in (events, documents, statuses, deliveries):
             rows.clear()
-        if progress:
-            progress(report.events)
 
     history = _History(
         agencies,
@@ -843,6 +1017,7 @@ def seed(
 
     started = time.perf_counter()
     out.drop_indexes()
+    loader = _Loader(url, progress)
     try:
         try:
             for at, arrival in _arrivals(rng, start_us, per_weekday):
@@ -853,44 +1028,41 @@ def seed(
                 if arrival:
                     history.arrive(at)
                 if len(events) >= options.chunk:
-                    flush()
+                    flush(loader)
         except _Full:
             pass
-        deliveries.extend((rid, recipient, None) for rid, recipient in history.undelivered())
-        flush()
-        out.begin()
-        if states:
-            cursor = out.dbapi.cursor()
-            mark = "%s" if out.postgres else "?"
-            cursor.executemany(
-                f"UPDATE documents SET state = {mark} WHERE document_id = {mark}", states
-            )
-            cursor.close()
-        out.commit()
+        deliveries.extend(history.unfinished())
+        flush(loader)
+        last_seq, last_hash = loader.finish()
         report.load_seconds = time.perf_counter() - started
     finally:
+        loader.close()
         started = time.perf_counter()
         out.create_indexes()
+    # Once the keys are back: on PostgreSQL each update would scan the documents.
+    out.set_states(states)
     out.analyze()
     out.close()
     report.index_seconds = time.perf_counter() - started
     report.business = len(states)
-    report.last_seq, report.last_hash = seq, previous
+    report.last_seq, report.last_hash = last_seq, last_hash
     with engine.begin() as conn:
         _register(conn, agencies, _EPOCH + timedelta(microseconds=start_us))
         conn.execute(
-            table(AuditHead).update().where(AuditHead.id == 1).values(seq=seq, hash=previous)
+            table(AuditHead).update().where(AuditHead.id == 1).values(seq=last_seq, hash=last_hash)
         )
-        if seq:
+        if last_seq:
             first, last = conn.execute(
                 sa.select(sa.func.min(AuditEvent.at), sa.func.max(AuditEvent.at))
             ).one()
             report.first_at, report.last_at = first, last
-        if writer is not None and seq:
+        if writer is not None and last_seq:
             signed_at = datetime.now(UTC)
-            body = writer.chain_head(seq=seq, chain_hash=previous, signed_at=signed_at)
+            body = writer.chain_head(seq=last_seq, chain_hash=last_hash, signed_at=signed_at)
             conn.execute(
-                sa.insert(ChainHead).values(seq=seq, hash=previous, signed_at=signed_at, body=body)
+                sa.insert(ChainHead).values(
+                    seq=last_seq, hash=last_hash, signed_at=signed_at, body=body
+                )
             )
     return report
 

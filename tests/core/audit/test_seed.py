@@ -20,6 +20,7 @@ from axis.models import AuditEvent, Document
 from axis.receipts import ReceiptWriter
 from signing import Signer, TrustStore, Verifier
 from signing.pki import make_ca, make_leaf
+from tests.core.conftest import Firsts, stored_first_statuses
 
 END = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 EVENTS = 20_000
@@ -107,8 +108,28 @@ def test_a_seeded_history_verifies_and_every_table_agrees_with_its_trail(
         )
         assert timedelta(days=300) < last - first and last < END
         assert END - last < timedelta(days=20)
+        stored = stored_first_statuses(engine)
+        assert stored == first_statuses_in_the_trail(engine, stored)
+        assert sum(ack is not None for ack, _ in stored.values()) > 0.9 * len(stored)
+        assert sum(done is not None for _, done in stored.values()) > 0.3 * len(stored)
     finally:
         engine.dispose()
+
+
+def first_statuses_in_the_trail(engine: sa.Engine, deliveries: Firsts) -> Firsts:
+    """The earliest STATUS 01 and 06 event of each delivery's recipient about its document."""
+    e = AuditEvent
+    found: dict[tuple[str, str], list[datetime | None]] = {key: [None, None] for key in deliveries}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(Document.receipt_id, e.sender, e.code, sa.func.min(e.at))
+            .join(Document, Document.document_id == e.document_id)
+            .where(e.event == "STATUS", e.code.in_(["01", "06"]))
+            .group_by(Document.receipt_id, e.sender, e.code)
+        ).all()
+    for receipt_id, sender, code, at in rows:
+        found[(receipt_id, sender)][0 if code == "01" else 1] = at
+    return {key: (ack, done) for key, (ack, done) in found.items()}
 
 
 def test_the_history_looks_like_an_axis_at_work(fresh_url: str) -> None:
@@ -159,6 +180,15 @@ def test_seeding_refuses_a_database_with_history(fresh_url: str) -> None:
             seed(engine, SeedOptions(events=500, years=0.1, end=END))
         with pytest.raises(SeedError):
             seed(engine, SeedOptions(events=0))
+    finally:
+        engine.dispose()
+
+
+def test_seeding_refuses_sqlite_in_memory_which_the_loader_process_cannot_open() -> None:
+    engine = db.make_engine("sqlite://")
+    try:
+        with pytest.raises(SeedError, match="in memory"):
+            seed(engine, SeedOptions(events=500, years=0.1, end=END))
     finally:
         engine.dispose()
 
