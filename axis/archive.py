@@ -17,6 +17,10 @@ fsync per file 200–460 µs; appending a batch to a segment and calling
 difference between a third of a core and a few percent. A segment is only ever
 appended to; each router process writes its own, and starts a new one past
 ``segment_bytes``.
+
+:meth:`Archive.write` returns before the ``fdatasync``, which runs in a thread of
+the archive's own, so the router checks a batch while its bodies reach the disk;
+it waits for that sync before the transaction that indexes them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,9 +70,11 @@ class Archive:
         self._fd: int | None = None
         self._name = ""
         self._size = 0
+        self._syncer: ThreadPoolExecutor | None = None
+        self._syncing: Future[None] | None = None
 
     def _open_segment(self) -> None:
-        self.close()
+        self._close_segment()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self._name = f"{stamp}-{os.getpid()}-{secrets.token_hex(3)}.seg"
         self._fd = os.open(
@@ -82,21 +89,52 @@ class Archive:
 
         Returns only once every byte is on disk (one ``fdatasync`` for the lot).
         """
+        entries, synced = self.write(bodies)
+        synced.result()
+        return entries
+
+    def write(self, bodies: Iterable[tuple[str, bytes]]) -> tuple[list[Entry], Future[None]]:
+        """Append ``(sha256, body)`` pairs; return where each one is, and their sync.
+
+        The bytes are written before this returns; the future completes once they
+        are on disk (one ``fdatasync`` for the lot, in the archive's own thread), and
+        raises what the sync raised. Nothing may point at an entry before that.
+        """
+        if self._sync_failed():
+            # After a failed fdatasync the kernel may have dropped the unwritten
+            # pages and a later sync may not say so: nothing more goes into that
+            # segment. The batch that saw the failure did not commit, and its
+            # messages come back to be written again, to a new segment.
+            self._close_segment()
+            self._syncing = None
         entries: list[Entry] = []
         chunks: list[bytes] = []
-        for digest, body in bodies:
-            if self._fd is None or self._size >= self.segment_bytes:
-                self._flush(chunks)
-                chunks = []
-                self._open_segment()
-            header = MAGIC + f"{digest} {len(body)}\n".encode("ascii")
-            entries.append(Entry(digest, self._name, self._size + len(header), len(body)))
-            chunks += (header, body, b"\n")
-            self._size += len(header) + len(body) + 1
-        self._flush(chunks)
-        if entries and self._fd is not None:
-            os.fdatasync(self._fd)
-        return entries
+        try:
+            for digest, body in bodies:
+                if self._fd is None or self._size >= self.segment_bytes:
+                    self._flush(chunks)
+                    chunks = []
+                    self._open_segment()
+                header = MAGIC + f"{digest} {len(body)}\n".encode("ascii")
+                entries.append(Entry(digest, self._name, self._size + len(header), len(body)))
+                chunks += (header, body, b"\n")
+                self._size += len(header) + len(body) + 1
+            self._flush(chunks)
+        except BaseException:
+            # A write cut short (a full disk) leaves a torn record and offsets past
+            # the end: the next write must not land behind it. Start a new segment.
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            raise
+        if not entries or self._fd is None:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return entries, done
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="axis-archive-sync")
+        self._syncing = self._syncer.submit(os.fdatasync, self._fd)
+        return entries, self._syncing
 
     def _flush(self, chunks: list[bytes]) -> None:
         if chunks and self._fd is not None:
@@ -117,11 +155,28 @@ class Archive:
             raise ArchiveError(f"archived body {entry.sha256} does not match its hash")
         return body
 
+    def _close_segment(self) -> None:
+        # Bodies written to a full segment earlier in this batch are synced with it;
+        # a segment whose sync failed is abandoned as it is (see write).
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            if not self._sync_failed():
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _sync_failed(self) -> bool:
+        """Wait for the last sync to finish; whether it failed."""
+        return self._syncing is not None and self._syncing.exception() is not None
+
     def close(self) -> None:
         """Close the current segment (a new one is opened on the next append)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_segment()
+        if self._syncer is not None:
+            self._syncer.shutdown()
+            self._syncer = None
 
 
 def scan(path: str | os.PathLike[str]) -> Iterator[tuple[Entry, bool]]:

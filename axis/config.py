@@ -120,7 +120,8 @@ class RouterSection:
     batch_size: int = 250
     """Messages decided and recorded in one database transaction."""
     batch_wait_ms: float = 2.0
-    """How long a partial batch waits for more messages before it is processed."""
+    """How long a partial batch waits for more messages, once two batches await the
+    broker's confirms (before that, a message is routed at once)."""
     chain_head_interval_s: float = 60.0
     """How often the hub signs the head of the audit chain."""
 

@@ -127,10 +127,19 @@ class Pipeline:
         commits once per batch (see :meth:`confirm` for a quiet one).
         """
         snapshot = self.registry.current(self.engine)
-        checked = [self.check(message, snapshot) for message in batch]
-        archived = self.archive.append(
-            (c.sha256, c.inbound.body) for c in checked if len(c.inbound.body) <= self.max_bytes
+        digests = [sha256_hex(message.body) for message in batch]
+        # The bodies reach the disk while the batch is checked; the transaction that
+        # indexes them starts after that (``synced``), so no lock waits for the disk.
+        archived, synced = self.archive.write(
+            (digest, message.body)
+            for digest, message in zip(digests, batch, strict=True)
+            if len(message.body) <= self.max_bytes
         )
+        checked = [
+            self.check(message, snapshot, digest)
+            for digest, message in zip(digests, batch, strict=True)
+        ]
+        synced.result()
         with self.engine.begin() as conn:
             if confirmed:
                 record.confirm(conn, confirmed, self.clock())
@@ -152,9 +161,14 @@ class Pipeline:
         self._log(items)
         return items, outgoing
 
-    def check(self, message: Inbound, snapshot: registry.Snapshot) -> Checked:
-        """parse → validate → verify one message, without I/O. Never raises."""
-        checked = Checked(message, sha256_hex(message.body))
+    def check(
+        self, message: Inbound, snapshot: registry.Snapshot, sha256: str | None = None
+    ) -> Checked:
+        """parse → validate → verify one message, without I/O. Never raises.
+
+        ``sha256`` is the body's digest when the caller has it already.
+        """
+        checked = Checked(message, sha256 or sha256_hex(message.body))
         try:
             sender = authorize.attribute(message.user_id, snapshot)
             checked.sender = sender.code

@@ -3,11 +3,13 @@
     take a batch → pipeline.handle (parse → validate → verify → authorize → record)
                  → publish (deliver) → broker confirms → pipeline.confirm → ack
 
-One process, one pika ``SelectConnection``, one thread: messages accumulate up to
-``batch_size`` (or ``batch_wait_ms``), are decided and recorded in one database
-transaction, and their deliveries are published with asynchronous publisher
-confirms. An inbound message is acknowledged only after every publish of its batch
-is confirmed and the confirmation is recorded; a nack, an unroutable delivery or a
+One process, one pika ``SelectConnection``, one thread: a message is routed at once
+while the router is not behind; when it is, messages gather into batches (up to
+``batch_size``, until a batch is confirmed or ``batch_wait_ms`` passes). A batch is
+decided and recorded in one database transaction, and its deliveries are published
+with asynchronous publisher confirms. An inbound message is acknowledged only after
+every publish of its batch is confirmed and the confirmation is recorded (with
+others', within :data:`CONFIRM_WAIT_S`); a nack, an unroutable delivery or a
 lost connection leaves it unacknowledged, so the broker hands it out again and the
 pipeline finishes what was left (at-least-once, same receipt id). Database
 trouble pauses the router (the prefetch window stops the broker) and it retries.
@@ -44,10 +46,22 @@ RETRY_DELAYS = (0.5, 1, 2, 5, 10)
 BATCH_MAX_WAIT_S = 0.025
 """The longest a message waits for its batch to fill (the latency target is 25 ms p99)."""
 CONFIRM_WAIT_S = 0.05
-"""How long confirmed deliveries wait for a next batch's transaction to record them in.
+"""How long confirmed deliveries may wait to be recorded (and their messages acknowledged).
 
-Recording them alone costs a commit (an fsync); under any steady load a next batch
-comes well within this, and only the acknowledgement waits, not the delivery."""
+They ride a later batch's transaction: recording them costs a few statements per
+transaction, and alone a commit (an fsync). Only the acknowledgement waits, never
+a delivery. A quiet hub records them alone (:data:`RECORD_ALONE_AFTER_S`)."""
+RECORD_ALONE_AFTER_S = 2 * CONFIRM_WAIT_S
+"""When confirmations no batch has taken are recorded alone: a quiet hub's."""
+RECORD_CONFIRMED_AT = 64
+"""Confirmed messages that a batch records even before :data:`CONFIRM_WAIT_S` is up."""
+EAGER_BATCHES_OUT = 1
+"""A message is routed at once while at most this many batches await the broker's confirms.
+
+At a few hundred documents/s the router is mostly idle or has one batch out, and
+a message need not wait for company; under a backlog two batches are out and the
+messages that arrive meanwhile gather into the next batch (routed when a batch is
+confirmed, or after ``batch_wait_ms``)."""
 STOP_GRACE_S = 30.0
 """How long a stopping router waits for in-flight work before it closes anyway."""
 
@@ -77,6 +91,8 @@ class Batch:
     failed: bool = False
     confirmed: bool = False
     receipt_ids: set[str] = field(default_factory=set)
+    confirmed_since: float = 0.0
+    """``time.monotonic()`` when the broker confirmed the last of its publishes."""
 
 
 class Router:
@@ -87,6 +103,7 @@ class Router:
         self.pipeline = pipeline
         self.batch_size = config.router.batch_size
         self.batch_wait = config.router.batch_wait_ms / 1000
+        self.record_confirmed_at = min(RECORD_CONFIRMED_AT, max(1, config.router.prefetch // 2))
         self._stopping = False
         self._connection: pika.SelectConnection | None = None
         self._reset()
@@ -99,6 +116,8 @@ class Router:
         self._batch_started = 0.0
         self._publish_seq = 0
         self._unconfirmed: dict[int, Batch] = {}
+        self._batches_out = 0
+        """Batches published and not yet wholly confirmed."""
         self._by_receipt: dict[str, Batch] = {}
         self._to_record: list[Batch] = []
         self._confirm_timer_set = False
@@ -141,7 +160,12 @@ class Router:
             connection.ioloop.add_callback_threadsafe(self._begin_stop)
 
     def _begin_stop(self) -> None:
-        log.info("router.stopping", in_flight=len(self._pending) + len(self._unconfirmed))
+        log.info(
+            "router.stopping",
+            in_flight=len(self._pending)
+            + len(self._unconfirmed)
+            + sum(len(b.tags) for b in self._to_record),
+        )
         # Whatever cannot finish in time (say, with the database down) stays
         # unacknowledged, and the broker hands it to the next router.
         self._later(STOP_GRACE_S, self._force_close)
@@ -149,11 +173,13 @@ class Router:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
         self._flush()
+        self._record_confirmations()  # what is confirmed need not wait for its timer
         self._maybe_close()
 
     def _force_close(self) -> None:
         self._pending.clear()
         self._unconfirmed.clear()
+        self._batches_out = 0
         self._to_record.clear()
         self._maybe_close()
 
@@ -220,7 +246,10 @@ class Router:
                 redelivered=bool(method.redelivered),
             )
         )
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or self._batches_out <= EAGER_BATCHES_OUT:
+            # A full batch, or a router that is not behind: this message need not
+            # wait for others. A busy one batches what arrives until a batch of it
+            # is confirmed (see _confirmed) or the stream pauses (below).
             self._flush()
         elif self._connection is not None:
             # Flush when the stream pauses for batch_wait, not batch_wait after the
@@ -256,8 +285,7 @@ class Router:
         self._route(batch)
 
     def _route(self, batch: list[Inbound]) -> None:
-        # Confirmations waiting to be recorded ride in this batch's transaction.
-        confirming, self._to_record = self._to_record, []
+        confirming = self._due_confirmations()
         try:
             items, outgoing = self.pipeline.handle(
                 batch, confirmed=[item for done in confirming for item in done.items]
@@ -282,6 +310,29 @@ class Router:
         for done in confirming:
             self._settle(done, ack=True)
         self._publish(Batch([m.tag for m in batch], items, 0), outgoing)
+        self._maybe_close()
+
+    def _due_confirmations(self) -> list[Batch]:
+        """The confirmed batches to record in this batch's transaction.
+
+        All of them once :data:`RECORD_CONFIRMED_AT` messages wait (half the prefetch
+        window if that is smaller: the broker sends no more than it) or the oldest
+        has waited :data:`CONFIRM_WAIT_S`, else none: at one document per batch,
+        recording each batch's confirmation with the next cost a fifth of the
+        router's time per batch. Under load batches are big and take them every time.
+        """
+        waiting = sum(len(batch.tags) for batch in self._to_record)
+        if not waiting:
+            return []
+        oldest = self._to_record[0].confirmed_since
+        if (
+            waiting < self.record_confirmed_at
+            and time.monotonic() - oldest < CONFIRM_WAIT_S
+            and not self._stopping
+        ):
+            return []
+        taken, self._to_record = self._to_record, []
+        return taken
 
     def _set_aside(self, message: Inbound) -> None:
         receipt_id = str(uuid.uuid4())
@@ -340,6 +391,8 @@ class Router:
             self._by_receipt[receipt_id] = batch
         if batch.waiting == 0:
             self._confirmed(batch)
+        else:
+            self._batches_out += 1
 
     def _on_return(
         self, channel: Channel, method: Basic.Return, props: BasicProperties, body: bytes
@@ -370,6 +423,7 @@ class Router:
             batch.failed |= nack
             batch.waiting -= 1
             if batch.waiting == 0:
+                self._batches_out -= 1
                 self._confirmed(batch)
 
     def _confirmed(self, batch: Batch) -> None:
@@ -379,25 +433,37 @@ class Router:
             log.warning("batch.redo", messages=len(batch.tags))
             self.pipeline.in_flight.difference_update(item.receipt_id for item in batch.items)
             self._settle(batch, ack=False)
+            self._maybe_close()
             return
         confirmed_at = utcnow()
         for item in batch.items:
             item.confirmed_at = confirmed_at
+        batch.confirmed_since = time.monotonic()
         self._to_record.append(batch)
         if self._pending:
-            self._flush()  # the next batch's transaction records this one too
-        elif not self._confirm_timer_set:
-            # A quiet hub: give a next batch a moment to come, then record alone.
+            self._flush()  # messages that gathered while this batch was unconfirmed
+        if self._to_record and not self._confirm_timer_set:
+            # Record them with a later batch, or alone if none comes in time.
             self._confirm_timer_set = True
-            self._later(max(self.batch_wait, CONFIRM_WAIT_S), self._on_confirm_timer)
+            self._later(RECORD_ALONE_AFTER_S, self._on_confirm_timer)
 
     def _on_confirm_timer(self) -> None:
         self._confirm_timer_set = False
+        if not self._to_record:
+            return
+        # A batch took the older ones meanwhile: wait for the oldest left.
+        wait = self._to_record[0].confirmed_since + RECORD_ALONE_AFTER_S - time.monotonic()
+        if wait > 0:
+            self._confirm_timer_set = True
+            self._later(wait, self._on_confirm_timer)
+            return
         self._record_confirmations()
 
     def _record_confirmations(self) -> None:
         batches, self._to_record = self._to_record, []
         if not batches:
+            if self._pending:
+                self._flush()  # messages a database retry held back
             return
         try:
             self.pipeline.confirm([item for batch in batches for item in batch.items])
@@ -413,6 +479,7 @@ class Router:
             self._settle(batch, ack=True)
         if self._pending:
             self._flush()
+        self._maybe_close()
 
     def _settle(self, batch: Batch, *, ack: bool) -> None:
         channel = self._channel
@@ -423,7 +490,6 @@ class Router:
                 channel.basic_ack(tag)
             else:
                 channel.basic_nack(tag, requeue=True)
-        self._maybe_close()
 
     # Signed chain heads, on their own clock.
 

@@ -51,10 +51,13 @@ def hub_signer(config: Config) -> Signer:
     return Signer(load_key(config.signing.key), certificates[0], certificates[1:])
 
 
-def build_pipeline(config: Config) -> Pipeline:
-    """A pipeline wired to the configured database, archive, trust store and hub key."""
+def build_pipeline(config: Config, *, background_checkpoint: bool = False) -> Pipeline:
+    """A pipeline wired to the configured database, archive, trust store and hub key.
+
+    ``background_checkpoint``: the caller runs a :class:`axis.db.Checkpointer`.
+    """
     return Pipeline(
-        engine=db.make_engine(config.database.url),
+        engine=db.make_engine(config.database.url, background_checkpoint=background_checkpoint),
         archive=Archive(config.hub.archive_dir),
         verifier=Verifier(trust_store(config)),
         writer=ReceiptWriter(hub_signer(config)),
@@ -75,9 +78,10 @@ def declare_topology(config: Config) -> None:
 def run_router(config: Config) -> None:
     """Run one router in this process until SIGTERM/SIGINT."""
     logs.configure(config.log.format, config.log.level)
-    router = Router(config, build_pipeline(config))
+    router = Router(config, build_pipeline(config, background_checkpoint=True))
     log.info("router.start", pid=os.getpid())
-    router.run()
+    with db.Checkpointer(config.database.url):
+        router.run()
 
 
 def serve(config: Config, workers: int | None = None) -> int:
