@@ -101,6 +101,27 @@ def _tree_usage(pid: int) -> tuple[float, float]:
     return cpu, peak
 
 
+def _broker_cpu() -> float | None:
+    """CPU seconds a RabbitMQ node on this machine (beam.smp) has used, None without one."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = None
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if not Path(f"/proc/{p}/comm").read_text().startswith("beam.smp"):
+                continue
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _per_message_ms(start: float | None, end: float | None, count: int) -> float | None:
+    return None if start is None or end is None else round((end - start) * 1000 / count, 3)
+
+
 def _ppid(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -206,7 +227,8 @@ def run(
     size: int = 8192,
     workers: int = 1,
     rate: float = 300.0,
-    latency_seconds: float = 5.0,
+    latency_seconds: float = 10.0,
+    settle_seconds: float = 3.0,
     broadcasts: int = 10,
     soak_seconds: float = 0.0,
     agency_keys: str = "rsa",
@@ -247,7 +269,7 @@ def run(
         password=config.management.secret(),
         name="bench",
     )
-    baseline = _baseline(config, admin, load, report)
+    baseline, relay_cpu = _baseline(config, admin, load, report)
     report(f"baseline null relay: {baseline:,.0f} messages/s")
     figures: dict[str, Any] = {
         "docs": documents,
@@ -255,18 +277,29 @@ def run(
         "workers": workers,
         "agency_keys": agency_keys,
         "baseline_docs_per_s": round(baseline, 1),
+        "baseline_cpu_ms_per_msg": relay_cpu,
     }
     with HubUnderTest(config, admin, passwords, sorted(passwords), workers) as hub:
+        broker_before = _broker_cpu()
         hub_rate, cpu_ms = hub.drain(load)
         report(f"hub: {hub_rate:,.0f} documents/s with {workers} router(s)")
         figures.update(
             hub_docs_per_s=round(hub_rate, 1),
             ratio=round(hub_rate / baseline, 3) if baseline else 0.0,
             router_cpu_ms_per_doc=round(cpu_ms, 3),
+            broker_cpu_ms_per_doc=_per_message_ms(broker_before, _broker_cpu(), len(load)),
         )
+        # The latency target is for a steady load: the drain's burst (its WAL
+        # checkpoint, the broker's queue clean-up) is let go by first.
+        steady_load = docs.signed(int(rate * latency_seconds))
+        time.sleep(settle_seconds)
         report(f"latency: offering {rate:.0f} documents/s for {latency_seconds:.0f} s")
-        latencies, in_hub = hub.steady(docs.signed(int(rate * latency_seconds)), rate)
-        figures["latency_ms"] = {"offered_docs_per_s": rate, **_quantiles(latencies)}
+        latencies, in_hub = hub.steady(steady_load, rate)
+        figures["latency_ms"] = {
+            "offered_docs_per_s": rate,
+            "seconds": latency_seconds,
+            **_quantiles(latencies),
+        }
         figures["in_hub_latency_ms"] = _quantiles(in_hub)
         if broadcasts:
             report(f"broadcast: {broadcasts} documents from {office} to {PROVINCES}")
@@ -373,7 +406,8 @@ def _baseline(
     admin: pika.ConnectionParameters,
     load: list[tuple[str, str, bytes]],
     report: Callable[[str], None],
-) -> float:
+) -> tuple[float, dict[str, float | None]]:
+    """The relay's messages/s, and its and the broker's CPU per message (ms)."""
     relay_vhost = f"{BENCH_VHOST}-relay"
     with Management(
         config.management.url, config.management.user, config.management.secret()
@@ -421,10 +455,18 @@ def _baseline(
     )
     relay.start()
     try:
+        # CPU counts from when the relay starts to drain (as the hub's does).
+        _wait_depth(relay_params, "axis.inbound", len(load), timeout=600, below=True, poll=0.005)
+        assert relay.pid is not None
+        relay_before, broker_before = _tree_usage(relay.pid)[0], _broker_cpu()
         ids = {message_id for _, message_id, _ in load}
         if not counter.wait_for(ids, timeout=300):
             raise RuntimeError("the relay did not forward every message")
-        return _rate(counter.arrived, ids)
+        cpu = {
+            "relay": _per_message_ms(relay_before, _tree_usage(relay.pid)[0], len(load)),
+            "broker": _per_message_ms(broker_before, _broker_cpu(), len(load)),
+        }
+        return _rate(counter.arrived, ids), cpu
     finally:
         counter.close()
         if relay.pid:

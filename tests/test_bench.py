@@ -20,6 +20,7 @@ def test_quick_bench_measures_every_phase(broker: BrokerEnv, tmp_path: Path) -> 
             agencies=4,
             rate=50,
             latency_seconds=1,
+            settle_seconds=0.5,
             broadcasts=2,
             soak_seconds=3,
             user_tags=(broker.user_tag,),
@@ -38,6 +39,9 @@ def test_quick_bench_measures_every_phase(broker: BrokerEnv, tmp_path: Path) -> 
         <= result["latency_ms"]["p99"]
     )
     assert result["router_cpu_ms_per_doc"] > 0 and result["peak_rss_mib"] > 0
+    # The broker runs here: its CPU is counted too, for the relay's messages and the hub's.
+    assert result["baseline_cpu_ms_per_msg"]["relay"] > 0
+    assert result["baseline_cpu_ms_per_msg"]["broker"] > 0 and result["broker_cpu_ms_per_doc"] > 0
     assert result["agency_keys"] == "rsa"
     assert 0 <= result["in_hub_latency_ms"]["p50"] <= result["latency_ms"]["p50"]
     # Each broadcast reaches the 63 provinces, and each copy is timed.

@@ -65,6 +65,13 @@ import click
     show_default=True,
     help="The bench hub's folder (made afresh).",
 )
+@click.option(
+    "--latency-seconds",
+    type=click.FloatRange(1, 3600),
+    default=10.0,
+    show_default=True,
+    help="How long --rate is offered for the latency figures (after the drain has settled).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench(
     documents: int,
@@ -77,6 +84,7 @@ def bench(
     soak_seconds: float,
     database_url: str | None,
     folder: Path,
+    latency_seconds: float,
     as_json: bool,
 ) -> None:
     """Measure the hub against a null relay on the same broker, side by side.
@@ -94,6 +102,7 @@ def bench(
         size=size,
         workers=workers,
         rate=rate,
+        latency_seconds=latency_seconds,
         agency_keys=agency_keys,
         broadcasts=broadcasts,
         soak_seconds=soak_seconds,
@@ -108,6 +117,7 @@ def bench(
         f"baseline {result['baseline_docs_per_s']:,.0f}/s, hub {result['hub_docs_per_s']:,.0f}/s "
         f"(ratio {result['ratio']:.2f}), router CPU {result['router_cpu_ms_per_doc']:.2f} ms/doc, "
         f"peak RSS {result['peak_rss_mib']:.0f} MiB; "
+        f"{_broker_cpu(result)}"
         f"latency at {latency['offered_docs_per_s']:.0f}/s: "
         f"p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms"
     )
@@ -124,3 +134,13 @@ def bench(
             f"{memory['lost']}: RSS {memory['rss_after_warmup_mib']} → {memory['rss_end_mib']} MiB "
             f"({memory['rss_growth_pct']:+.1f} %)"
         )
+
+
+def _broker_cpu(result: dict) -> str:
+    relay, broker = result["baseline_cpu_ms_per_msg"], result["broker_cpu_ms_per_doc"]
+    if relay["broker"] is None or broker is None:
+        return ""  # the broker runs on another machine
+    return (
+        f"CPU per message, relay {relay['relay']:.2f} + broker {relay['broker']:.2f} ms, "
+        f"per document, router {result['router_cpu_ms_per_doc']:.2f} + broker {broker:.2f} ms; "
+    )
