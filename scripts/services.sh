@@ -93,10 +93,34 @@ ensure_curl() {
     command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
 }
 
+MIN_BROKER_FILES=4096
+
+broker_files() {
+    # The soft open-files limit of the local RabbitMQ node (beam.smp), empty if none runs here.
+    local pid
+    pid="$(pgrep -o -f 'beam.smp.*rabbit' 2>/dev/null || true)"
+    [ -n "$pid" ] || return 0
+    awk '/^Max open files/ {print $4}' "/proc/$pid/limits" 2>/dev/null || true
+}
+
 ensure_rabbitmq() {
     if port_open "$AMQP_PORT" && management_ok; then
-        say "RabbitMQ and its management API are up"
-        return
+        local files
+        files="$(broker_files)"
+        if [ -z "$files" ] || [ "$files" = "unlimited" ] || [ "$files" -ge "$MIN_BROKER_FILES" ]; then
+            say "RabbitMQ and its management API are up"
+            return
+        fi
+        # Started by the package's init script, whose su resets the soft limit to
+        # 1024: too few for a hub's quorum queues (logins are refused once it is
+        # reached). Restart it the way this script starts it (below).
+        say "RabbitMQ may open only $files files (< $MIN_BROKER_FILES): restarting it"
+        as_root rabbitmqctl -q stop >/dev/null 2>&1 || true
+        local deadline=$((SECONDS + TIMEOUT))
+        while port_open "$AMQP_PORT" || [ -n "$(broker_files)" ]; do
+            [ "$SECONDS" -lt "$deadline" ] || die "RabbitMQ did not stop within ${TIMEOUT}s"
+            sleep 1
+        done
     fi
     if ! command -v rabbitmq-server >/dev/null 2>&1 || ! command -v rabbitmqctl >/dev/null 2>&1; then
         apt_install rabbitmq-server
