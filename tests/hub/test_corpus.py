@@ -17,6 +17,7 @@ the registry cache.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import signal
 import subprocess
@@ -51,8 +52,9 @@ from tests.hub.conftest import Agency, Hub, Message, _start_hub, _stop_hub  # no
 
 pytestmark = pytest.mark.integration
 
-RATE = 100
-"""Valid documents per second offered while the corpus runs under load."""
+RATE = int(os.environ.get("AXIS_CORPUS_RATE", "100"))
+"""Valid documents per second offered while the corpus runs under load (CI: 100; the
+latency target is stated at 300, which ``AXIS_CORPUS_RATE=300`` measures)."""
 BASELINE_S = 3.0
 """How long the stream runs alone first: the latency baseline of the same run."""
 LATENCY_BOUND_S = 10.0
