@@ -104,13 +104,10 @@ broker_files() {
 }
 
 ensure_rabbitmq() {
-    if port_open "$AMQP_PORT" && management_ok; then
-        local files
-        files="$(broker_files)"
-        if [ -z "$files" ] || [ "$files" = "unlimited" ] || [ "$files" -ge "$MIN_BROKER_FILES" ]; then
-            say "RabbitMQ and its management API are up"
-            return
-        fi
+    local files
+    files="$(broker_files)"
+    if port_open "$AMQP_PORT" && [ -n "$files" ] && [ "$files" != "unlimited" ] \
+        && [ "$files" -lt "$MIN_BROKER_FILES" ]; then
         # Started by the package's init script, whose su resets the soft limit to
         # 1024: too few for a hub's quorum queues (logins are refused once it is
         # reached). Restart it the way this script starts it (below).
@@ -149,7 +146,9 @@ ensure_rabbitmq() {
         as_root timeout "$TIMEOUT" rabbitmqctl -q await_startup \
             || die "rabbitmqctl await_startup failed; see /var/log/rabbitmq/"
     fi
-    if ! management_ok; then
+    if management_ok; then
+        say "RabbitMQ and its management API are up"
+    else
         say "enabling rabbitmq_management"
         as_root rabbitmq-plugins -q enable rabbitmq_management \
             || die "rabbitmq-plugins enable rabbitmq_management failed"
