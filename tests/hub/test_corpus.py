@@ -17,16 +17,16 @@ the registry cache.
 from __future__ import annotations
 
 import itertools
+import json
 import os
-import random
+import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,9 +46,18 @@ from axis.broker.testing import BrokerEnv  # noqa: E402
 from axis.rejections import CODES  # noqa: E402
 from schemas.samples import sample_edoc  # noqa: E402
 from signing import Signer, TrustStore, Verifier  # noqa: E402
-from signing.pki import CertifiedKey, load_certificates, load_key, make_crl, make_leaf  # noqa: E402
+from signing.pki import (  # noqa: E402
+    CertifiedKey,
+    cert_pem,
+    key_pem,
+    load_certificates,
+    load_key,
+    make_crl,
+    make_leaf,
+)
 from tests.corpus import ACCEPTED, CASES, OWN, QUARANTINED, Case, Probe, shuffled  # noqa: E402
 from tests.hub.conftest import Agency, Hub, Message, _start_hub, _stop_hub  # noqa: E402
+from tests.hub.stream import Spec, Timings  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -386,66 +395,62 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-@dataclass
 class ValidStream:
-    """Valid documents from one agency to another at a steady rate, timed end to end."""
+    """``tests/hub/stream.py`` in a process of its own: valid documents from one agency
+    to another at a steady rate, timed end to end (and the hub's share)."""
 
-    world: CorpusWorld
-    rate: int
-    minimum: int
-    maximum: int
-    sent: dict[str, float] = field(default_factory=dict)
-    arrived: dict[str, float] = field(default_factory=dict)
-    stop: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    errors: list[BaseException] = field(default_factory=list)
+    def __init__(self, world: CorpusWorld, folder: Path, rate: int, minimum: int) -> None:
+        sender, recipient = world.load_sender, world.load_recipient
+        key_path, certificate_path = folder / "stream-key.pem", folder / "stream-cert.pem"
+        key_path.write_bytes(key_pem(sender.signer.key))
+        certificate_path.write_bytes(cert_pem(sender.signer.certificate))
+        spec = Spec(
+            sender=sender.code,
+            sender_url=sender.url,
+            key_path=str(key_path),
+            certificate_path=str(certificate_path),
+            recipient=recipient.code,
+            recipient_url=recipient.url,
+            rate=rate,
+            minimum=minimum,
+            maximum=120 * rate,
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.hub.stream"],
+            cwd=_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._send(json.dumps(asdict(spec)))
 
-    def publish(self) -> None:
-        sender, code = self.world.load_sender, self.world.load_recipient.code
-        rng = random.Random(11)
-        try:
-            start = time.monotonic()
-            for n in itertools.count():
-                if n >= self.maximum or (self.stop.is_set() and n >= self.minimum):
-                    break
-                document = sample_edoc(sender.code, [code], document_number=n + 1, rng=rng)
-                body = sender.sign(document)
-                time.sleep(max(0.0, start + n / self.rate - time.monotonic()))
-                message_id = str(uuid.uuid4())
-                self.sent[message_id] = time.monotonic()
-                sender.channel().basic_publish(
-                    "axis.submit",
-                    "",
-                    body,
-                    pika.BasicProperties(
-                        delivery_mode=2,
-                        content_type="application/xml",
-                        type="edoc",
-                        message_id=message_id,
-                        user_id=sender.code,
-                    ),
-                    mandatory=True,
-                )
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.errors.append(exc)
+    def _send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
 
-    def consume(self) -> None:
-        recipient = self.world.load_recipient
-        try:
-            with pika.BlockingConnection(pika.URLParameters(recipient.url)) as connection:
-                channel = connection.channel()
+    def _line(self, timeout: float) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        assert ready, f"the stream said nothing within {timeout:.0f} s"
+        line = self.process.stdout.readline()
+        assert line, f"the stream ended (exit code {self.process.wait(10)})"
+        return line
 
-                def arrived(channel, method, props, body) -> None:
-                    self.arrived.setdefault(props.message_id, time.monotonic())
+    def wait_for_baseline(self, timeout: float = 60) -> None:
+        assert self._line(timeout).strip() == "baseline"
 
-                channel.basic_consume(f"axis.inbox.{recipient.code}", arrived, auto_ack=True)
-                while not self.done.is_set():
-                    connection.process_data_events(time_limit=0.05)
-        except BaseException as exc:
-            self.errors.append(exc)
+    def finish(self, timeout: float = 120) -> Timings:
+        """Let the stream end; its timings once every document arrived (or 60 s passed)."""
+        self._send("stop")
+        timings = Timings(**json.loads(self._line(timeout)))
+        self.process.wait(timeout=10)
+        return timings
 
-    def all_arrived(self) -> bool:
-        return set(self.sent) <= set(self.arrived)
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 def _summary(latencies: list[float]) -> dict[str, float]:
@@ -457,63 +462,59 @@ def _summary(latencies: list[float]) -> dict[str, float]:
 
 
 def test_the_corpus_under_a_valid_stream_loses_and_stalls_no_valid_document(
-    corpus: CorpusWorld, capsys: pytest.CaptureFixture[str], record_property
+    corpus: CorpusWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str], record_property
 ) -> None:
     """The stream runs alone for BASELINE_S (the baseline), then with the corpus replayed
     in random order; every valid document must arrive, each within LATENCY_BOUND_S,
     with its receipt. The latencies of both phases are reported, not asserted."""
-    stream = ValidStream(corpus, RATE, minimum=int(BASELINE_S * RATE), maximum=120 * RATE)
-    threads = [
-        threading.Thread(target=stream.consume, daemon=True),
-        threading.Thread(target=stream.publish, daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
+    stream = ValidStream(corpus, tmp_path, RATE, minimum=int(BASELINE_S * RATE))
     outcomes: list[Outcome] = []
     try:
-        deadline = time.monotonic() + 60
-        while len(stream.sent) < BASELINE_S * RATE and time.monotonic() < deadline:
-            assert not stream.errors, stream.errors
-            time.sleep(0.05)
-        corpus_started = time.monotonic()
+        stream.wait_for_baseline()
+        corpus_started = time.monotonic()  # CLOCK_MONOTONIC: the stream's clock too
         for case in shuffled(seed=20261120):
             outcomes.append(corpus.run(case))
         corpus_seconds = time.monotonic() - corpus_started
+        timings = stream.finish()
     finally:
-        stream.stop.set()
-        threads[1].join(timeout=60)
-        deadline = time.monotonic() + 60
-        while not stream.all_arrived() and time.monotonic() < deadline and not stream.errors:
-            time.sleep(0.05)
-        stream.done.set()
-        threads[0].join(timeout=10)
-    assert not stream.errors, stream.errors
+        stream.kill()
+    assert not timings.errors, timings.errors
     for outcome in outcomes:
         check(outcome)
 
-    missing = set(stream.sent) - set(stream.arrived)
-    assert not missing, f"{len(missing)} of {len(stream.sent)} valid documents never arrived"
-    receipts = {m.correlation_id for m in corpus.load_sender.take(len(stream.sent), timeout=30)}
-    assert receipts == set(stream.sent), "a valid document got no receipt"
-    latency = {m: stream.arrived[m] - stream.sent[m] for m in stream.sent}
+    sent, arrived = timings.sent, timings.arrived
+    missing = set(sent) - set(arrived)
+    assert not missing, f"{len(missing)} of {len(sent)} valid documents never arrived"
+    receipts = {m.correlation_id for m in corpus.load_sender.take(len(sent), timeout=30)}
+    assert receipts == set(sent), "a valid document got no receipt"
+    latency = {m: arrived[m] - sent[m] for m in sent}
     slowest = max(latency.values())
     assert slowest <= LATENCY_BOUND_S, f"slowest valid document: {slowest:.2f} s"
     assert corpus.process.poll() is None, corpus.tail()
 
-    alone = _summary([v for m, v in latency.items() if stream.sent[m] < corpus_started])
-    mixed = _summary([v for m, v in latency.items() if stream.sent[m] >= corpus_started])
-    for phase, figures in (("baseline", alone), ("corpus", mixed)):
+    before = {m for m in sent if sent[m] < corpus_started}
+    phases = {
+        "baseline": _summary([latency[m] for m in before]),
+        "corpus": _summary([latency[m] for m in sent if m not in before]),
+        "baseline_in_hub": _summary([v for m, v in timings.in_hub.items() if m in before]),
+        "corpus_in_hub": _summary([v for m, v in timings.in_hub.items() if m not in before]),
+    }
+    for phase, figures in phases.items():
         for name, value in figures.items():
             record_property(f"{phase}_{name}", value)
-    span = max(stream.sent.values()) - min(stream.sent.values())
+    alone, mixed = phases["baseline"], phases["corpus"]
+    hub_alone, hub_mixed = phases["baseline_in_hub"], phases["corpus_in_hub"]
+    span = max(sent.values()) - min(sent.values())
     with capsys.disabled():
         print(
             f"\ncorpus under load: {len(outcomes)} hostile cases in {corpus_seconds:.1f} s among "
-            f"{len(stream.sent)} valid documents offered at {len(stream.sent) / span:.0f}/s, "
-            f"all delivered with receipts. End-to-end latency (ms) p50 / p99 / max: "
-            f"stream alone {alone['p50_ms']} / {alone['p99_ms']} / {alone['max_ms']}, "
-            f"with the corpus {mixed['p50_ms']} / {mixed['p99_ms']} / {mixed['max_ms']} "
-            f"(p99 ratio {mixed['p99_ms'] / max(alone['p99_ms'], 0.1):.2f})"
+            f"{len(sent)} valid documents offered at {len(sent) / span:.0f}/s, "
+            f"all delivered with receipts. Latency (ms) p50 / p99 / max, end to end "
+            f"(in the hub): stream alone {alone['p50_ms']} / {alone['p99_ms']} / "
+            f"{alone['max_ms']} ({hub_alone['p50_ms']} / {hub_alone['p99_ms']} / "
+            f"{hub_alone['max_ms']}), with the corpus {mixed['p50_ms']} / {mixed['p99_ms']} / "
+            f"{mixed['max_ms']} ({hub_mixed['p50_ms']} / {hub_mixed['p99_ms']} / "
+            f"{hub_mixed['max_ms']}); p99 ratio {mixed['p99_ms'] / max(alone['p99_ms'], 0.1):.2f}"
         )
 
 
