@@ -64,13 +64,17 @@ pytestmark = pytest.mark.integration
 RATE = int(os.environ.get("AXIS_CORPUS_RATE", "100"))
 """Valid documents per second offered while the corpus runs under load (CI: 100; the
 latency target is stated at 300, which ``AXIS_CORPUS_RATE=300`` measures)."""
+ROUNDS = int(os.environ.get("AXIS_CORPUS_ROUNDS", "1"))
+"""How many times the corpus is replayed (each time in another order) under the stream:
+one round takes about 3 s, so a p99 over one round is decided by a dozen documents."""
 BASELINE_S = 3.0
 """How long the stream runs alone first: the latency baseline of the same run."""
 LATENCY_BOUND_S = 10.0
 """Each valid document must arrive within this. Generous on purpose: the machine (2
 cores) also runs the broker, the test's own load and, during development, other
 work; a stall or a lost document still fails. The hub's latency target (p99 ≤ 25 ms
-at 300 docs/s) is measured by ``axis bench``."""
+at 300 docs/s) is measured by ``axis bench``, and under the corpus by the full mode:
+``AXIS_CORPUS_RATE=300 AXIS_CORPUS_ROUNDS=5`` (docs/guarantees.md, section 8)."""
 ANSWER_TIMEOUT_S = 30.0
 
 
@@ -465,15 +469,16 @@ def test_the_corpus_under_a_valid_stream_loses_and_stalls_no_valid_document(
     corpus: CorpusWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str], record_property
 ) -> None:
     """The stream runs alone for BASELINE_S (the baseline), then with the corpus replayed
-    in random order; every valid document must arrive, each within LATENCY_BOUND_S,
+    ROUNDS times, in random order; every valid document must arrive, each within LATENCY_BOUND_S,
     with its receipt. The latencies of both phases are reported, not asserted."""
     stream = ValidStream(corpus, tmp_path, RATE, minimum=int(BASELINE_S * RATE))
     outcomes: list[Outcome] = []
     try:
         stream.wait_for_baseline()
         corpus_started = time.monotonic()  # CLOCK_MONOTONIC: the stream's clock too
-        for case in shuffled(seed=20261120):
-            outcomes.append(corpus.run(case))
+        for round_ in range(ROUNDS):
+            for case in shuffled(seed=20261120 + round_):
+                outcomes.append(corpus.run(case))
         corpus_seconds = time.monotonic() - corpus_started
         timings = stream.finish()
     finally:
