@@ -29,6 +29,7 @@ import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pika
 
@@ -119,7 +120,7 @@ class Stream:
     def consume(self) -> None:
         arrived, in_hub = self.timings.arrived, self.timings.in_hub
 
-        def on_message(channel, method, props, body) -> None:  # type: ignore[no-untyped-def]
+        def on_message(channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
             now, wall = time.monotonic(), time.time()
             if props.message_id in arrived:
                 return
