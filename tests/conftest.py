@@ -124,19 +124,18 @@ def _check_amqp(url: str) -> None:
         _unusable(f"RabbitMQ AMQP at {params.host}:{params.port}: {exc!r}")
 
 
-@pytest.fixture(scope="session")
-def pg_url(session_id: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for the session; see the module docstring."""
-    maintenance = make_url(os.environ.get("AXIS_TEST_PG_URL", DEFAULT_PG_URL))
-    name = f"axis_test_{session_id}"
-    # CREATE/DROP DATABASE cannot run inside a transaction.
+@contextlib.contextmanager
+def _pg_database(maintenance: sa.URL, name: str) -> Iterator[str]:
+    """Database ``name`` created beside ``maintenance``; its URL; dropped on exit."""
+    # CREATE/DROP DATABASE cannot run inside a transaction. The engine may sit idle
+    # for a whole session before the DROP: check its connection first.
     engine = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
+    except BaseException:
         engine.dispose()
-        _unusable(f"PostgreSQL at {maintenance.render_as_string(hide_password=True)}: {exc.orig}")
+        raise
     try:
         yield maintenance.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -144,6 +143,19 @@ def pg_url(session_id: str) -> Iterator[str]:
             # FORCE: a test that leaked a connection must not leave the database behind.
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url(session_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for the session; see the module docstring."""
+    maintenance = make_url(os.environ.get("AXIS_TEST_PG_URL", DEFAULT_PG_URL))
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(_pg_database(maintenance, f"axis_test_{session_id}"))
+        except sa.exc.OperationalError as exc:
+            where = maintenance.render_as_string(hide_password=True)
+            _unusable(f"PostgreSQL at {where}: {exc.orig}")
+        yield url
 
 
 @contextlib.contextmanager
@@ -151,16 +163,8 @@ def fresh_pg_database(pg_url: str, label: str = "") -> Iterator[str]:
     """A new PostgreSQL database beside the session's; its URL; dropped on exit."""
     maintenance = sa.make_url(pg_url)
     name = f"{maintenance.database}_{label + '_' if label else ''}{secrets.token_hex(3)}"
-    engine = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield maintenance.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            # FORCE: a test that leaked a connection must not leave the database behind.
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    with _pg_database(maintenance, name) as url:
+        yield url
 
 
 @pytest.fixture
