@@ -103,25 +103,8 @@ broker_files() {
     awk '/^Max open files/ {print $4}' "/proc/$pid/limits" 2>/dev/null || true
 }
 
-ensure_rabbitmq() {
-    local files
-    files="$(broker_files)"
-    if port_open "$AMQP_PORT" && [ -n "$files" ] && [ "$files" != "unlimited" ] \
-        && [ "$files" -lt "$MIN_BROKER_FILES" ]; then
-        # Started by the package's init script, whose su resets the soft limit to
-        # 1024: too few for a hub's quorum queues (logins are refused once it is
-        # reached). Restart it the way this script starts it (below).
-        say "RabbitMQ may open only $files files (< $MIN_BROKER_FILES): restarting it"
-        as_root rabbitmqctl -q stop >/dev/null 2>&1 || true
-        local deadline=$((SECONDS + TIMEOUT))
-        while port_open "$AMQP_PORT" || [ -n "$(broker_files)" ]; do
-            [ "$SECONDS" -lt "$deadline" ] || die "RabbitMQ did not stop within ${TIMEOUT}s"
-            sleep 1
-        done
-    fi
-    if ! command -v rabbitmq-server >/dev/null 2>&1 || ! command -v rabbitmqctl >/dev/null 2>&1; then
-        apt_install rabbitmq-server
-    fi
+start_rabbitmq() {
+    # Start the local node unless one runs (or is booting); return once it serves.
     if ! port_open "$AMQP_PORT"; then
         # A node that is still booting (say, started by the package's init script a
         # moment ago) answers ping; starting a second one would fail.
@@ -145,6 +128,41 @@ ensure_rabbitmq() {
         # The port opens before every boot step has finished; await_startup covers the rest.
         as_root timeout "$TIMEOUT" rabbitmqctl -q await_startup \
             || die "rabbitmqctl await_startup failed; see /var/log/rabbitmq/"
+    fi
+}
+
+files_too_few() {
+    [ -n "$1" ] && [ "$1" != "unlimited" ] && [ "$1" -lt "$MIN_BROKER_FILES" ]
+}
+
+ensure_rabbitmq() {
+    if ! command -v rabbitmq-server >/dev/null 2>&1 || ! command -v rabbitmqctl >/dev/null 2>&1; then
+        apt_install rabbitmq-server  # Debian's init script starts it, with too few files (below)
+    fi
+    start_rabbitmq
+    local files
+    files="$(broker_files)"
+    if files_too_few "$files"; then
+        # Started by the package's init script, whose su resets the soft limit to
+        # 1024: too few for a hub's quorum queues (logins are refused once it is
+        # reached). Restart it the way start_rabbitmq starts it, unless no limit
+        # this script can set would be higher (then every run would restart it).
+        if ! as_root bash -c "ulimit -n $MIN_BROKER_FILES" 2>/dev/null; then
+            say "warning: RabbitMQ may open only $files files and the hard limit is lower than $MIN_BROKER_FILES; raise it (limits.conf, LimitNOFILE)"
+        else
+            say "RabbitMQ may open only $files files (< $MIN_BROKER_FILES): restarting it"
+            as_root rabbitmqctl -q stop >/dev/null 2>&1 || true
+            local deadline=$((SECONDS + TIMEOUT))
+            while port_open "$AMQP_PORT" || [ -n "$(broker_files)" ]; do
+                [ "$SECONDS" -lt "$deadline" ] || die "RabbitMQ did not stop within ${TIMEOUT}s"
+                sleep 1
+            done
+            start_rabbitmq
+            files="$(broker_files)"
+            if files_too_few "$files"; then
+                say "warning: RabbitMQ still may open only $files files; raise its limits (limits.conf for the rabbitmq user)"
+            fi
+        fi
     fi
     if management_ok; then
         say "RabbitMQ and its management API are up"
