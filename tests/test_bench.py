@@ -40,10 +40,7 @@ def test_quick_bench_measures_every_phase(broker: BrokerEnv, tmp_path: Path) -> 
     )
     assert result["router_cpu_ms_per_doc"] > 0 and result["peak_rss_mib"] > 0
     # The broker runs here: its CPU is counted too, for the relay's messages and the hub's.
-    # Without the scheduler's per-thread counts, 200 relayed messages can cost less
-    # than the one clock tick /proc/PID/stat counts in.
-    relay_cpu = result["baseline_cpu_ms_per_msg"]["relay"]
-    assert relay_cpu > 0 if bench._SCHED_STATS else relay_cpu >= 0
+    assert result["baseline_cpu_ms_per_msg"]["relay"] > 0
     assert result["baseline_cpu_ms_per_msg"]["broker"] > 0 and result["broker_cpu_ms_per_doc"] > 0
     assert result["agency_keys"] == "rsa"
     assert 0 <= result["in_hub_latency_ms"]["p50"] <= result["latency_ms"]["p50"]
