@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import sys
 import threading
@@ -149,6 +150,9 @@ class Stream:
 
 
 def main() -> None:
+    # The protocol has stdout to itself: anything else printed goes to stderr.
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     spec = Spec(**json.loads(sys.stdin.readline()))
     stream = Stream(spec)
     consumer = threading.Thread(target=stream.consume, daemon=True)
@@ -157,16 +161,20 @@ def main() -> None:
     stream.consuming.wait()
     publisher.start()
     stream.baseline_sent.wait()
-    print("baseline", flush=True)
+    protocol.write("baseline\n")
     sys.stdin.readline()  # "stop", or the parent's end
     stream.stop.set()
-    publisher.join()
+    publisher.join(timeout=spec.settle_s)
+    if publisher.is_alive():
+        stream.timings.errors.append(
+            f"the publisher was still publishing {spec.settle_s} s after stop"
+        )
     deadline = time.monotonic() + spec.settle_s
     while not stream.all_arrived() and time.monotonic() < deadline and not stream.timings.errors:
         time.sleep(0.05)
     stream.done.set()
     consumer.join(timeout=10)
-    print(json.dumps(asdict(stream.timings)), flush=True)
+    protocol.write(json.dumps(asdict(stream.timings)) + "\n")
 
 
 if __name__ == "__main__":

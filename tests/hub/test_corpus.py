@@ -417,7 +417,7 @@ class ValidStream:
             recipient_url=recipient.url,
             rate=rate,
             minimum=minimum,
-            maximum=120 * rate,
+            maximum=int((BASELINE_S + 120 * ROUNDS) * rate),
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.hub.stream"],
@@ -444,8 +444,10 @@ class ValidStream:
     def wait_for_baseline(self, timeout: float = 60) -> None:
         assert self._line(timeout).strip() == "baseline"
 
-    def finish(self, timeout: float = 120) -> Timings:
-        """Let the stream end; its timings once every document arrived (or 60 s passed)."""
+    def finish(self, timeout: float = 150) -> Timings:
+        """Let the stream end; its timings once every document arrived (or 60 s passed).
+
+        The stream waits up to 60 s for its publisher and 60 s for the arrivals."""
         self._send("stop")
         timings = Timings(**json.loads(self._line(timeout)))
         self.process.wait(timeout=10)
@@ -479,7 +481,8 @@ def test_the_corpus_under_a_valid_stream_loses_and_stalls_no_valid_document(
         for round_ in range(ROUNDS):
             for case in shuffled(seed=20261120 + round_):
                 outcomes.append(corpus.run(case))
-        corpus_seconds = time.monotonic() - corpus_started
+        corpus_ended = time.monotonic()
+        corpus_seconds = corpus_ended - corpus_started
         timings = stream.finish()
     finally:
         stream.kill()
@@ -488,6 +491,8 @@ def test_the_corpus_under_a_valid_stream_loses_and_stalls_no_valid_document(
         check(outcome)
 
     sent, arrived = timings.sent, timings.arrived
+    # The stream ran until the corpus ended (its cap was not reached first).
+    assert max(sent.values()) >= corpus_ended - 1, "the stream stopped before the corpus ended"
     missing = set(sent) - set(arrived)
     assert not missing, f"{len(missing)} of {len(sent)} valid documents never arrived"
     receipts = {m.correlation_id for m in corpus.load_sender.take(len(sent), timeout=30)}
