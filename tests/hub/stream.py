@@ -34,11 +34,11 @@ from typing import Any
 
 import pika
 
-import schemas
 from axis.deliver import RECEIVED_AT
 from schemas.samples import sample_edoc
 from signing import Signer
 from signing.pki import load_certificates, load_key
+from tests.hub.conftest import Agency
 
 
 @dataclass(frozen=True)
@@ -81,41 +81,28 @@ class Stream:
     def publish(self) -> None:
         spec = self.spec
         signer = Signer(load_key(spec.key_path), load_certificates(spec.certificate_path)[0])
+        sender = Agency(spec.sender, "", signer, spec.sender_url)
         rng = random.Random(11)
         sent = self.timings.sent
         try:
-            with pika.BlockingConnection(pika.URLParameters(spec.sender_url)) as connection:
-                channel = connection.channel()
-                channel.confirm_delivery()
-                start = time.monotonic()
-                for n in itertools.count():
-                    if n >= spec.maximum or (self.stop.is_set() and n >= spec.minimum):
-                        break
-                    if n == spec.minimum:
-                        self.baseline_sent.set()
-                    document = sample_edoc(
-                        spec.sender, [spec.recipient], document_number=n + 1, rng=rng
-                    )
-                    body = signer.sign(schemas.to_element(document))
-                    time.sleep(max(0.0, start + n / spec.rate - time.monotonic()))
-                    message_id = str(uuid.uuid4())
-                    sent[message_id] = time.monotonic()
-                    channel.basic_publish(
-                        "axis.submit",
-                        "",
-                        body,
-                        pika.BasicProperties(
-                            delivery_mode=2,
-                            content_type="application/xml",
-                            type="edoc",
-                            message_id=message_id,
-                            user_id=spec.sender,
-                        ),
-                        mandatory=True,
-                    )
+            start = time.monotonic()
+            for n in itertools.count():
+                if n >= spec.maximum or (self.stop.is_set() and n >= spec.minimum):
+                    break
+                if n == spec.minimum:
+                    self.baseline_sent.set()
+                document = sample_edoc(
+                    spec.sender, [spec.recipient], document_number=n + 1, rng=rng
+                )
+                body = sender.sign(document)
+                time.sleep(max(0.0, start + n / spec.rate - time.monotonic()))
+                message_id = str(uuid.uuid4())
+                sent[message_id] = time.monotonic()
+                sender.publish(body, message_id=message_id)
         except BaseException:
             self.timings.errors.append(traceback.format_exc())
         finally:
+            sender.close()
             self.baseline_sent.set()
 
     def consume(self) -> None:
