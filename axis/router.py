@@ -17,6 +17,7 @@ trouble pauses the router (the prefetch window stops the broker) and it retries.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 import uuid
@@ -411,11 +412,12 @@ class Router:
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         nack = isinstance(method, Basic.Nack)
-        tags = (
-            [t for t in self._unconfirmed if t <= method.delivery_tag]
-            if method.multiple
-            else [method.delivery_tag]
-        )
+        if method.multiple:
+            # Publish numbers go in ascending, so the ones confirmed are at the front:
+            # taken from there, each confirm costs what it settles, not the window.
+            tags = list(itertools.takewhile(lambda t: t <= method.delivery_tag, self._unconfirmed))
+        else:
+            tags = [method.delivery_tag]
         for tag in tags:
             batch = self._unconfirmed.pop(tag, None)
             if batch is None:

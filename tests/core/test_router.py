@@ -50,12 +50,16 @@ class FakeChannel:
     def __init__(self) -> None:
         self.published: list[str] = []
         self.acked: list[int] = []
+        self.nacked: list[int] = []
 
     def basic_publish(self, exchange: str, routing_key: str, body: bytes, *args, **kw) -> None:
         self.published.append(routing_key)
 
     def basic_ack(self, tag: int) -> None:
         self.acked.append(tag)
+
+    def basic_nack(self, tag: int, requeue: bool) -> None:
+        self.nacked.append(tag)
 
 
 class OneDeliveryEach:
@@ -175,3 +179,21 @@ def test_a_stopping_router_acknowledges_every_recorded_message_before_it_closes(
     router._begin_stop()
     assert pipeline.recorded == [[1, 2, 3]]
     assert channel.acked == [1, 2, 3] and closed == [True]
+
+
+def test_a_multiple_confirm_settles_the_publishes_up_to_its_tag_and_no_further() -> None:
+    router, pipeline, _, channel = idle_router()
+    deliver(router, 1)  # publish 1
+    deliver(router, 2)  # publish 2
+    deliver(router, 3)  # behind: gathers
+    assert pipeline.batches == [[1], [2]]
+    # The broker confirms publish 2 alone first, then up to 1 with multiple.
+    router._on_confirm(SimpleNamespace(method=Basic.Ack(delivery_tag=2, multiple=False)))
+    assert pipeline.batches == [[1], [2], [3]]  # a batch is confirmed: 3 goes
+    assert list(router._unconfirmed) == [1, 3]
+    router._on_confirm(SimpleNamespace(method=Basic.Ack(delivery_tag=1, multiple=True)))
+    assert list(router._unconfirmed) == [3]
+    assert [len(b.tags) for b in router._to_record] == [1, 1]
+    router._on_confirm(SimpleNamespace(method=Basic.Nack(delivery_tag=3, multiple=True)))
+    assert router._unconfirmed == {} and router._batches_out == 0
+    assert channel.nacked == [3]  # refused: the broker hands it out again
