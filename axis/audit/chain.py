@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -76,6 +76,8 @@ def format_time(at: datetime) -> str:
 
 def canonical_detail(detail: Mapping[str, Any]) -> str:
     """The canonical JSON text of an event's detail: sorted keys, no spaces, UTF-8."""
+    if not detail:
+        return "{}"  # most events: no encoder to build
     return json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -123,23 +125,34 @@ def link_hash(previous: str, event_digest: bytes) -> str:
 
 def chain(events: Iterable[Event], *, after_seq: int, after_hash: str) -> Iterator[Link]:
     """Give ``events`` the sequence numbers and link hashes following the given head."""
-    seq, previous = after_seq, after_hash
+    seq, previous = after_seq, bytes.fromhex(after_hash)
     for event in events:
         seq += 1
-        unlinked = Link(
+        kind, detail = str(event.kind), canonical_detail(event.detail)
+        event_digest = digest(
             seq,
             event.at,
-            str(event.kind),
+            kind,
             event.receipt_id,
             event.document_id,
             event.sender,
             event.recipient,
             event.code,
-            canonical_detail(event.detail),
-            "",
+            detail,
         )
-        previous = link_hash(previous, link_digest(unlinked))
-        yield replace(unlinked, hash=previous)
+        previous = hashlib.sha256(previous + event_digest).digest()
+        yield Link(
+            seq,
+            event.at,
+            kind,
+            event.receipt_id,
+            event.document_id,
+            event.sender,
+            event.recipient,
+            event.code,
+            detail,
+            previous.hex(),
+        )
 
 
 def link_digest(link: Link) -> bytes:
