@@ -14,6 +14,7 @@ from lxml import etree
 
 import schemas
 from axis.audit.chain import format_time
+from schemas.hub import canonical_receipt
 from signing import Signer
 
 HUB_NS = "urn:axis:hub:1"
@@ -55,7 +56,7 @@ class ReceiptWriter:
             recipients=tuple(outcomes),
             document_id=document_id,
         )
-        return self._sign(schemas.to_element(receipt))
+        return self.signer.sign_canonical(canonical_receipt(receipt), before=b"</AxisReceipt>")
 
     def rejection(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -91,26 +92,57 @@ class AxisRejection:
         return from_code(self.code, self.reason)
 
 
-def build_receipt(receipt: AxisReceipt) -> etree._Element:
-    """The unsigned ``AxisReceipt`` element for ``receipt``."""
-    root = etree.Element(RECEIPT_TAG, nsmap=HUB_NSMAP)
-    _w.sub(root, "ReceiptId", receipt.receipt_id)
-    _w.sub(root, "MessageId", receipt.message_id)
-    _w.sub(root, "Kind", receipt.kind)
-    _w.opt(root, "DocumentId", receipt.document_id)
-    _w.sub(root, "Sender", receipt.sender)
-    _w.sub(root, "Sha256", receipt.sha256)
-    _w.sub(root, "ReceivedAt", format_datetime(receipt.received_at))
-    _w.sub(root, "AuditSeq", str(receipt.audit_seq))
-    _w.sub(root, "ChainHash", receipt.chain_hash)
-    recipients = _w.sub(root, "Recipients")
+def canonical_receipt(receipt: AxisReceipt) -> bytes:
+    """The unsigned ``AxisReceipt`` for ``receipt``, written in exclusive canonical form.
+
+    The hub writes one per document, so it writes the canonical bytes directly
+    (about a third of the cost of building the tree and canonicalizing it) for
+    :meth:`signing.Signer.sign_canonical`. Raises ValueError for text XML cannot
+    carry, as lxml does. Tests hold it to lxml's canonical form of the same content.
+    """
+    parts = [
+        f'<AxisReceipt xmlns="{HUB_NS}">',
+        _c14n("ReceiptId", receipt.receipt_id),
+        _c14n("MessageId", receipt.message_id),
+        _c14n("Kind", receipt.kind),
+        "" if receipt.document_id is None else _c14n("DocumentId", receipt.document_id),
+        _c14n("Sender", receipt.sender),
+        _c14n("Sha256", receipt.sha256),
+        _c14n("ReceivedAt", format_datetime(receipt.received_at)),
+        _c14n("AuditSeq", str(receipt.audit_seq)),
+        _c14n("ChainHash", receipt.chain_hash),
+        "<Recipients>",
+    ]
     for recipient in receipt.recipients:
-        el = _w.sub(recipients, "Recipient")
-        _w.sub(el, "OrganId", recipient.organ_id)
-        _w.sub(el, "Outcome", recipient.outcome)
-        if recipient.delivered_at is not None:
-            _w.sub(el, "DeliveredAt", format_datetime(recipient.delivered_at))
-    return root
+        parts += (
+            "<Recipient>",
+            _c14n("OrganId", recipient.organ_id),
+            _c14n("Outcome", recipient.outcome),
+            ""
+            if recipient.delivered_at is None
+            else _c14n("DeliveredAt", format_datetime(recipient.delivered_at)),
+            "</Recipient>",
+        )
+    parts.append("</Recipients></AxisReceipt>")
+    return "".join(parts).encode("utf-8")
+
+
+def build_receipt(receipt: AxisReceipt) -> etree._Element:
+    """The unsigned ``AxisReceipt`` element for ``receipt`` (see :func:`canonical_receipt`)."""
+    return etree.fromstring(canonical_receipt(receipt))
+
+
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What XML 1.0's Char production leaves out: control characters, surrogates, U+FFFE/F."""
+_C14N_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#xD;"})
+"""The escapes of text in canonical XML, and only those."""
+
+
+def _c14n(name: str, text: str) -> str:
+    """An element of the default namespace with ``text``, as canonical XML writes it."""
+    if _NOT_XML_CHAR.search(text):
+        raise ValueError(f"{name}: all strings must be XML compatible (no control characters)")
+    return f"<{name}>{text.translate(_C14N_ESCAPES)}</{name}>"
 
 
 def build_rejection(rejection: AxisRejection) -> etree._Element:

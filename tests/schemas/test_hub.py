@@ -6,6 +6,8 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from axis.rejections import CODES, DuplicateConflict, SchemaInvalid
@@ -19,6 +21,7 @@ from schemas import (
     to_element,
     validate,
 )
+from schemas.hub import canonical_receipt, read_receipt
 from schemas.validate import schema_path
 
 NOW = datetime(2026, 11, 20, 1, 2, 3, 4, tzinfo=UTC)
@@ -139,3 +142,46 @@ def test_parse_receipt_of_a_rejection_is_schema_invalid() -> None:
     data = to_bytes(AxisRejection("r", "MALFORMED", "why", NOW, 1, "a" * 64))
     with pytest.raises(SchemaInvalid, match="expected receipt"):
         parse_receipt(data)
+
+
+XML_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
+)
+"""Any text, including what XML 1.0 cannot carry (control characters, U+FFFE)."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sender=XML_TEXT,
+    document_id=st.none() | XML_TEXT,
+    organ_id=XML_TEXT,
+    delivered_at=st.none() | st.just(NOW),
+)
+def test_the_canonical_receipt_is_what_canonical_xml_writes_of_it(
+    sender: str, document_id: str | None, organ_id: str, delivered_at: datetime | None
+) -> None:
+    value = receipt(
+        sender=sender,
+        document_id=document_id,
+        recipients=[RecipientOutcome(organ_id, "delivered", delivered_at)],
+    )
+    compatible = not any(
+        (ord(c) < 0x20 and c not in "\t\n\r") or c in "\ufffe\uffff"
+        for c in sender + (document_id or "") + organ_id
+    )
+    if not compatible:
+        with pytest.raises(ValueError):
+            canonical_receipt(value)
+        with pytest.raises(ValueError):  # as lxml refuses it
+            etree.Element("x").text = sender + (document_id or "") + organ_id
+        return
+    data = canonical_receipt(value)
+    # Canonical XML is a fixed point of canonicalization, and the facts read back.
+    assert etree.tostring(etree.fromstring(data), method="c14n", exclusive=True) == data
+    assert read_receipt(etree.fromstring(data)) == value
+
+
+def test_the_canonical_receipt_escapes_markup_and_carriage_returns() -> None:
+    data = canonical_receipt(receipt(sender="a&b<c>d\r\ne", recipients=[]))
+    assert b"<Sender>a&amp;b&lt;c&gt;d&#xD;\ne</Sender>" in data
+    assert data.endswith(b"<Recipients></Recipients></AxisReceipt>")
