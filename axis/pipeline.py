@@ -25,6 +25,7 @@ import schemas
 from axis import authorize, record, registry
 from axis.archive import Archive, sha256_hex
 from axis.audit import store as audit
+from axis.audit.chain import Event
 from axis.authorize import AcceptEdoc, AcceptStatus, Known, Retry, Unattributable
 from axis.deliver import Outgoing, plan
 from axis.receipts import ReceiptWriter
@@ -141,14 +142,18 @@ class Pipeline:
         ]
         synced.result()
         with self.engine.begin() as conn:
+            # The earlier batches' DELIVERED events are chained with this batch's own,
+            # under one lock of the chain's head, taken before any row's.
+            head = audit.lock_head(conn) if confirmed else None
+            delivered: list[Event] = []
             if confirmed:
-                record.confirm(conn, confirmed, self.clock())
+                record.confirm(conn, confirmed, self.clock(), head=head, events_to=delivered)
                 self.in_flight.difference_update(item.receipt_id for item in confirmed)
             known = record.lookup(conn, *self._references(checked))
             items = [self.authorize(c, snapshot, known) for c in checked]
             if any(isinstance(i.outcome, Rejection) and i.inbound.redelivered for i in items):
                 record.refused_before(conn, items, self.clock())
-            seq = record.write(conn, items, archived)
+            seq = record.write(conn, items, archived, delivered=delivered, head=head)
             retries = [i.receipt_id for i in items if isinstance(i.outcome, Retry)]
             stored = record.stored_receipts(conn, retries) if retries else {}
         if seq is not None:

@@ -334,17 +334,27 @@ def _event(item: Item) -> Event | None:
     return None
 
 
-def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = ()) -> int | None:
+def write(
+    conn: Connection,
+    items: Sequence[Item],
+    archived: Sequence[Entry] = (),
+    *,
+    delivered: Sequence[Event] = (),
+    head: tuple[int, str] | None = None,
+) -> int | None:
     """Record a decided batch: audit events first (they number the rest), then the rows.
 
     ``archived`` are the archive entries of the batch's bodies, indexed here so an
-    index row exists only for a body whose batch committed. Returns the sequence
-    number of the last audit event written (the chain's head), None if none was.
+    index row exists only for a body whose batch committed. ``delivered`` are the
+    DELIVERED events a :func:`confirm` earlier in the transaction left to this call
+    (with the ``head`` it locked): they are chained first, in one statement with the
+    batch's own. Returns the sequence number of the last audit event written (the
+    chain's head), None if none was.
     """
     if archived:
         _insert_new(conn, table(ArchiveEntry), [vars(entry) for entry in archived])
-    events: list[Event] = []
-    owners: list[Item | None] = []
+    events: list[Event] = list(delivered)
+    owners: list[Item | None] = [None] * len(events)
     for item in items:
         event = _event(item)
         if event is None:
@@ -364,7 +374,7 @@ def write(conn: Connection, items: Sequence[Item], archived: Sequence[Entry] = (
                 )
             )
             owners.append(None)
-    links = audit.append(conn, events)
+    links = audit.append(conn, events, head=head)
     for owner, link in zip(owners, links, strict=True):
         if owner is not None:
             owner.link = link
@@ -462,19 +472,29 @@ def keep_first_statuses(conn: Connection, statuses: Sequence[Mapping[str, Any]])
         conn.execute(_FIRST_STATUSES, firsts)
 
 
-def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> int:
+def confirm(
+    conn: Connection,
+    items: Sequence[Item],
+    confirmed_at: datetime,
+    *,
+    head: tuple[int, str] | None = None,
+    events_to: list[Event] | None = None,
+) -> int:
     """Record that the broker confirmed a batch's deliveries; store its receipts.
 
     Only deliveries still pending get a DELIVERED event, so a redone delivery after a
     crash is not recorded twice. Each carries its item's ``confirmed_at`` (when the
     broker confirmed; the record may come a batch later), else ``confirmed_at``.
-    Returns the number of DELIVERED events.
+    ``head`` is the chain's head when the caller has locked it already. With
+    ``events_to``, the DELIVERED events are put there for a :func:`write` later in
+    the same transaction, instead of being appended now. Returns their number.
     """
     published = {(item.receipt_id, r): item for item in items for r in item.deliveries}
     pending: list[tuple[str, str]] = []
     receipt_ids = sorted({receipt_id for receipt_id, _ in published})
     # The head before the deliveries (see the module's docstring).
-    head = audit.lock_head(conn) if receipt_ids else None
+    if head is None and receipt_ids:
+        head = audit.lock_head(conn)
     for chunk in _chunks(receipt_ids):
         pending += [
             (row.receipt_id, row.recipient)
@@ -505,7 +525,10 @@ def confirm(conn: Connection, items: Sequence[Item], confirmed_at: datetime) -> 
                     code,
                 )
             )
-        audit.append(conn, events, head=head)
+        if events_to is None:
+            audit.append(conn, events, head=head)
+        else:
+            events_to.extend(events)
     receipts = [
         {
             "receipt_id": item.receipt_id,

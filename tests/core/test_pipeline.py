@@ -648,10 +648,14 @@ def test_confirmations_recorded_in_the_next_batchs_transaction(core) -> None:
     _, first = core.edoc(G22, [H41])
     [earlier], _ = core.handle(core.inbound(first, G22))
     _, second = core.edoc(G22, [H29])
-    core.handle(core.inbound(second, G22), confirmed=[earlier])
+    [later], _ = core.handle(core.inbound(second, G22), confirmed=[earlier])
     kinds = [row.event for row in core.rows("SELECT event FROM audit_events ORDER BY seq")]
     assert kinds == ["RECEIVED", "DELIVERED", "RECEIVED"]
     assert core.scalar("SELECT count(*) FROM receipts") == 1
+    # Chained in one append after the DELIVERED event: the receipt names the third link.
+    with core.engine.connect() as conn:
+        assert audit.verify(conn).ok
+        assert later.link is not None and (later.link.seq, later.link.hash) == audit.head(conn)
 
 
 def test_a_registry_change_is_seen_by_the_next_batch(core) -> None:
