@@ -11,6 +11,11 @@ database and archive, and prints wall and CPU microseconds per document. CPU tim
 is the steadier figure on a shared machine. Small batches are the latency regime
 (a hub at 300 documents/s decides a few at a time), large ones the throughput one.
 ``--profile`` prints cProfile's top functions instead.
+
+``--floor`` times instead only what no hub can skip for a document: parse, validate
+and verify it (``Pipeline.check``) and sign its receipt, without the database, the
+archive or the broker. It is the floor under the router's CPU per document that
+docs/performance.md sets against the budget the throughput target leaves it.
 """
 
 from __future__ import annotations
@@ -76,15 +81,58 @@ def run(pipeline: Pipeline, documents: list[tuple[str, bytes]], batch: int) -> t
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def floor(pipeline: Pipeline, documents: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """CPU seconds of check() and of signing a receipt, over ``documents``."""
+    snapshot = pipeline.registry.current(pipeline.engine)
+    messages = [
+        Inbound(
+            tag=n,
+            body=body,
+            user_id=sender,
+            message_id=str(uuid.uuid4()),
+            type="edoc",
+            content_type="application/xml",
+            received_at=utcnow(),
+        )
+        for n, (sender, body) in enumerate(documents)
+    ]
+    start = time.process_time()
+    checked = [pipeline.check(message, snapshot) for message in messages]
+    checking = time.process_time() - start
+    assert all(c.failure is None for c in checked), [c.failure for c in checked][:3]
+    start = time.process_time()
+    for n, c in enumerate(checked):
+        assert c.sender is not None and c.document_id is not None
+        pipeline.writer.receipt(
+            receipt_id=str(uuid.uuid4()),
+            message_id=c.inbound.message_id or "",
+            kind="edoc",
+            sender=c.sender,
+            document_id=c.document_id,
+            sha256=c.sha256,
+            received_at=c.inbound.received_at,
+            audit_seq=n + 1,
+            chain_hash=c.sha256,
+            delivered=("000.00.00.H41",),
+        )
+    return checking, time.process_time() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a hub folder left by axis bench --dir")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 100])
     parser.add_argument("--docs", type=int, default=400)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="check and receipt only")
     args = parser.parse_args()
     logs.configure("json", "warning")
     pipeline = build_pipeline(load(args.folder / "axis.toml"))
+    if args.floor:
+        checking, signing = floor(pipeline, signed_documents(args.folder, args.docs))
+        per = 1e6 / args.docs
+        print(f"CPU µs/doc: check {checking * per:.0f}, receipt {signing * per:.0f}")
+        return
     print("batch  wall µs/doc  CPU µs/doc")
     for batch in args.batch:
         documents = signed_documents(args.folder, args.docs)
