@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
 import pika
 
 from axis.config import BrokerSection, ConfigError
+
+
+class SelectConnection(pika.SelectConnection):
+    """pika's asynchronous connection, writing each message's frames with one send.
+
+    pika hands its transport a message's frames (method, header, body) one by one,
+    and the transport sends each with a ``send(2)`` of its own: with TCP_NODELAY, a
+    publish was three system calls and three segments for the broker to read.
+    Joined, a message goes out in one. (Overrides the one place pika's
+    ``Connection`` emits frames; ``tests/test_amqp.py`` notices if that moves.)
+    """
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        data = b"".join(marshaled_frames)
+        self.bytes_sent += len(data)
+        self.frames_sent += len(marshaled_frames)
+        self._adapter_emit_data(data)
 
 
 def tls_context(broker: BrokerSection) -> ssl.SSLContext:

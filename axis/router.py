@@ -32,7 +32,7 @@ import structlog
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
-from axis.amqp import parameters
+from axis.amqp import SelectConnection, parameters
 from axis.audit.chain import format_time
 from axis.broker.topology import INBOUND_QUEUE, QUARANTINE_QUEUE
 from axis.config import Config
@@ -136,7 +136,7 @@ class Router:
             self._reset()
             started = time.monotonic()
             try:
-                self._connection = pika.SelectConnection(
+                self._connection = SelectConnection(
                     parameters(self.config.broker, name="axis-router"),
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_error,
