@@ -10,6 +10,9 @@ import pika
 
 from axis.config import BrokerSection, ConfigError
 
+JOIN_UP_TO = 128 * 1024
+"""The largest message whose frames :class:`SelectConnection` joins into one write."""
+
 
 class SelectConnection(pika.SelectConnection):
     """pika's asynchronous connection, writing each message's frames with one send.
@@ -17,11 +20,16 @@ class SelectConnection(pika.SelectConnection):
     pika hands its transport a message's frames (method, header, body) one by one,
     and the transport sends each with a ``send(2)`` of its own: with TCP_NODELAY, a
     publish was three system calls and three segments for the broker to read.
-    Joined, a message goes out in one. (Overrides the one place pika's
-    ``Connection`` emits frames; ``tests/test_amqp.py`` notices if that moves.)
+    Joined, a message goes out in one. Only up to :data:`JOIN_UP_TO`: the transport
+    copies what a partial send leaves of a write, and a multi-megabyte write would
+    be copied again on every partial send. (Overrides the one place pika's
+    ``Connection`` emits frames; ``tests/core/test_amqp.py`` notices if that moves.)
     """
 
     def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        if len(marshaled_frames) < 2 or sum(map(len, marshaled_frames)) > JOIN_UP_TO:
+            super()._output_marshaled_frames(marshaled_frames)
+            return
         data = b"".join(marshaled_frames)
         self.bytes_sent += len(data)
         self.frames_sent += len(marshaled_frames)
