@@ -142,9 +142,9 @@ class Pipeline:
         ]
         synced.result()
         with self.engine.begin() as conn:
-            # The earlier batches' DELIVERED events are chained with this batch's own,
-            # under one lock of the chain's head, taken before any row's.
-            head = audit.lock_head(conn) if confirmed else None
+            # The chain's head is locked before any row (record.py says why), and the
+            # earlier batches' DELIVERED events are chained with this batch's own.
+            head = audit.lock_head(conn)
             delivered: list[Event] = []
             if confirmed:
                 record.confirm(conn, confirmed, self.clock(), head=head, events_to=delivered)
@@ -294,7 +294,8 @@ class Pipeline:
     def confirm(self, items: Sequence[Item]) -> None:
         """The broker confirmed every publish of ``items``: record it before the router acks."""
         with self.engine.begin() as conn:
-            record.confirm(conn, items, self.clock())
+            # The head first, as every writer (record.py): this may store receipts only.
+            record.confirm(conn, items, self.clock(), head=audit.lock_head(conn))
         # The DELIVERED events count towards the next signed head: the next batch
         # checks the chain's length (and a quiet hub signs on its clock).
         self.in_flight.difference_update(item.receipt_id for item in items)

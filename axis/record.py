@@ -346,10 +346,11 @@ def write(
 
     ``archived`` are the archive entries of the batch's bodies, indexed here so an
     index row exists only for a body whose batch committed. ``delivered`` are the
-    DELIVERED events a :func:`confirm` earlier in the transaction left to this call
-    (with the ``head`` it locked): they are chained first, in one statement with the
-    batch's own. Returns the sequence number of the last audit event written (the
-    chain's head), None if none was.
+    DELIVERED events a :func:`confirm` earlier in the transaction left to this call:
+    they are chained first, in one statement with the batch's own. ``head`` is the
+    chain's head when the caller locked it at the start of the transaction. Returns
+    the sequence number of the last audit event written (the chain's head), None if
+    none was.
     """
     if archived:
         _insert_new(conn, table(ArchiveEntry), [vars(entry) for entry in archived])

@@ -658,6 +658,18 @@ def test_confirmations_recorded_in_the_next_batchs_transaction(core) -> None:
         assert later.link is not None and (later.link.seq, later.link.hash) == audit.head(conn)
 
 
+def test_confirmations_ride_a_batch_with_no_events_of_its_own(core) -> None:
+    _, body = core.edoc(G22, [H41])
+    [original], _ = core.handle(core.inbound(body, G22))
+    # The sender sends the same bytes again: a retry, which writes no event.
+    [retry], _ = core.handle(core.inbound(body, G22), confirmed=[original])
+    assert isinstance(retry.outcome, Retry)
+    kinds = [row.event for row in core.rows("SELECT event FROM audit_events ORDER BY seq")]
+    assert kinds == ["RECEIVED", "DELIVERED"]
+    with core.engine.connect() as conn:
+        assert audit.verify(conn).ok and audit.head(conn)[0] == 2
+
+
 def test_a_registry_change_is_seen_by_the_next_batch(core) -> None:
     _, body = core.edoc(G22, [H41])
     core.suspend(H41)
