@@ -96,9 +96,9 @@ def canonical_receipt(receipt: AxisReceipt) -> bytes:
     """The unsigned ``AxisReceipt`` for ``receipt``, written in exclusive canonical form.
 
     The hub writes one per document, so it writes the canonical bytes directly
-    (about a third of the cost of building the tree and canonicalizing it) for
-    :meth:`signing.Signer.sign_canonical`. Raises ValueError for text XML cannot
-    carry, as lxml does. Tests hold it to lxml's canonical form of the same content.
+    (about a third of the cost of :func:`build_receipt` and canonicalizing its tree)
+    for :meth:`signing.Signer.sign_canonical`. Raises ValueError for text XML cannot
+    carry, as lxml does. Tests hold the two byte for byte to lxml's exclusive C14N.
     """
     parts = [
         f'<AxisReceipt xmlns="{HUB_NS}">',
@@ -128,8 +128,25 @@ def canonical_receipt(receipt: AxisReceipt) -> bytes:
 
 
 def build_receipt(receipt: AxisReceipt) -> etree._Element:
-    """The unsigned ``AxisReceipt`` element for ``receipt`` (see :func:`canonical_receipt`)."""
-    return etree.fromstring(canonical_receipt(receipt))
+    """The unsigned ``AxisReceipt`` element for ``receipt``."""
+    root = etree.Element(RECEIPT_TAG, nsmap=HUB_NSMAP)
+    _w.sub(root, "ReceiptId", receipt.receipt_id)
+    _w.sub(root, "MessageId", receipt.message_id)
+    _w.sub(root, "Kind", receipt.kind)
+    _w.opt(root, "DocumentId", receipt.document_id)
+    _w.sub(root, "Sender", receipt.sender)
+    _w.sub(root, "Sha256", receipt.sha256)
+    _w.sub(root, "ReceivedAt", format_datetime(receipt.received_at))
+    _w.sub(root, "AuditSeq", str(receipt.audit_seq))
+    _w.sub(root, "ChainHash", receipt.chain_hash)
+    recipients = _w.sub(root, "Recipients")
+    for recipient in receipt.recipients:
+        el = _w.sub(recipients, "Recipient")
+        _w.sub(el, "OrganId", recipient.organ_id)
+        _w.sub(el, "Outcome", recipient.outcome)
+        if recipient.delivered_at is not None:
+            _w.sub(el, "DeliveredAt", format_datetime(recipient.delivered_at))
+    return root
 
 
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
