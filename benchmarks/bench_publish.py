@@ -30,7 +30,7 @@ QUEUE = "bench.publish"
 
 def publish(cls: type[pika.SelectConnection], url: str, count: int, size: int, burst: int) -> None:
     """Publish ``count`` messages with confirms through a connection of class ``cls``."""
-    body = os.urandom(size // 2).hex().encode()[:size]
+    body = os.urandom(size // 2 + 1).hex().encode()[:size]
     state: dict[str, Any] = {"sent": 0, "confirmed": 0}
 
     def on_open(connection: pika.SelectConnection) -> None:
@@ -54,8 +54,10 @@ def publish(cls: type[pika.SelectConnection], url: str, count: int, size: int, b
         elif state["confirmed"] == state["sent"]:
             send_burst()
 
+    params = pika.URLParameters(url)
+    params.virtual_host = VHOST
     connection = cls(
-        pika.URLParameters(url.rstrip("/") + "/" + VHOST),
+        params,
         on_open_callback=on_open,
         on_close_callback=lambda c, _r: c.ioloop.stop(),
     )
@@ -79,8 +81,9 @@ def main() -> None:
         mgmt.set_permissions(VHOST, args.user, ".*", ".*", ".*")
         try:
             print(f"{'connection':<42} client µs/msg  broker µs/msg")
+            classes: list[type[pika.SelectConnection]] = [pika.SelectConnection, SelectConnection]
             for _ in range(args.rounds):
-                for cls in (pika.SelectConnection, SelectConnection):
+                for cls in classes:
                     mgmt.delete_queue(VHOST, QUEUE)  # a fresh queue for each run
                     mgmt.declare_queue(VHOST, QUEUE, arguments={"x-queue-type": "quorum"})
                     time.sleep(1)
@@ -95,6 +98,7 @@ def main() -> None:
                         else f"{(after - broker) * 1e6 / args.messages:.0f}"
                     )
                     print(f"{name:<42} {client:>13.0f}  {spent:>13}")
+                classes.reverse()  # neither always runs first, after the other's clean-up
         finally:
             mgmt.delete_vhost(VHOST)
 
