@@ -129,30 +129,9 @@ def chain(events: Iterable[Event], *, after_seq: int, after_hash: str) -> Iterat
     for event in events:
         seq += 1
         kind, detail = str(event.kind), canonical_detail(event.detail)
-        event_digest = digest(
-            seq,
-            event.at,
-            kind,
-            event.receipt_id,
-            event.document_id,
-            event.sender,
-            event.recipient,
-            event.code,
-            detail,
-        )
-        previous = hashlib.sha256(previous + event_digest).digest()
-        yield Link(
-            seq,
-            event.at,
-            kind,
-            event.receipt_id,
-            event.document_id,
-            event.sender,
-            event.recipient,
-            event.code,
-            detail,
-            previous.hex(),
-        )
+        who = (event.receipt_id, event.document_id, event.sender, event.recipient, event.code)
+        previous = hashlib.sha256(previous + digest(seq, event.at, kind, *who, detail)).digest()
+        yield Link(seq, event.at, kind, *who, detail, previous.hex())
 
 
 def link_digest(link: Link) -> bytes:
