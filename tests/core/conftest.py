@@ -261,15 +261,19 @@ def core(engine: sa.Engine, pki: Pki, tmp_path: Path) -> Iterator[CoreHub]:
 Firsts = dict[tuple[str, str], tuple[datetime | None, datetime | None]]
 
 
-def stored_first_statuses(engine: sa.Engine) -> Firsts:
-    """Each document delivery's stored first 01 and 06, by (receipt id, recipient)."""
+def stored_first_statuses(engine: sa.Engine, *, documents_only: bool = True) -> Firsts:
+    """Each document delivery's stored first 01 and 06, by (receipt id, recipient).
+
+    ``documents_only=False`` includes the deliveries of statuses (always empty there).
+    """
+    query = sa.select(
+        Delivery.receipt_id,
+        Delivery.recipient,
+        Delivery.acknowledged_at,
+        Delivery.completed_at,
+    )
+    if documents_only:
+        query = query.join(Document, Document.receipt_id == Delivery.receipt_id)
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(
-                Delivery.receipt_id,
-                Delivery.recipient,
-                Delivery.acknowledged_at,
-                Delivery.completed_at,
-            ).join(Document, Document.receipt_id == Delivery.receipt_id)
-        ).all()
+        rows = conn.execute(query).all()
     return {(r.receipt_id, r.recipient): (r.acknowledged_at, r.completed_at) for r in rows}

@@ -15,8 +15,9 @@ from alembic.script import ScriptDirectory
 
 from axis import db
 from axis.audit.chain import GENESIS
-from axis.models import Base, Delivery, Document, Status, table
+from axis.models import Base, Document, Status, table
 from tests.conftest import fresh_pg_database
+from tests.core.conftest import stored_first_statuses
 
 
 def head_revision() -> str:
@@ -242,18 +243,9 @@ def test_migration_0003_fills_each_delivery_with_its_recipients_first_01_and_06(
                     {"r": f"S{n}", "c": sender},
                 )
         db.upgrade(url_at_0002)
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    Delivery.receipt_id,
-                    Delivery.recipient,
-                    Delivery.acknowledged_at,
-                    Delivery.completed_at,
-                )
-            ).all()
+        found = stored_first_statuses(engine, documents_only=False)
     finally:
         engine.dispose()
-    found = {(r.receipt_id, r.recipient): (r.acknowledged_at, r.completed_at) for r in rows}
     assert found == {
         ("R1", a): (hours[1], hours[5]),
         ("R1", b): (hours[1] - timedelta(minutes=30), None),
