@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,10 +106,15 @@ class TrustSection:
 
 @dataclass(frozen=True)
 class SigningSection:
-    """The hub's own key and certificate, for receipts, rejections and chain heads."""
+    """The hub's own key and certificate, for receipts, rejections and chain heads;
+    and until when agencies' documents signed under the legacy profile are accepted."""
 
     key: Path = Path("hub/hub.key")
     certificate: Path = Path("hub/hub.pem")
+    legacy_profile_until: date | None = None
+    """Sunset of the legacy signature profile (rsa-sha1/sha1/C14N 1.0, PROTOCOL section
+    5), a Vietnamese calendar date: legacy-signed documents are accepted while the
+    hub's date in Asia/Ho_Chi_Minh is before it. ``None`` (the default): never."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +345,26 @@ def _coerce(value: Any, hint: Any, key: str, where: str, base_dir: Path, from_en
         if not isinstance(value, str):
             raise ConfigError(f"must be a string, not {value!r}", key=key, source=where)
         return value
+    if hint is date:
+        return _date(value, key, where)
     raise ConfigError(f"unsupported type {hint}", key=key, source=where)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date(value: Any, key: str, where: str) -> date:
+    """A calendar date: "YYYY-MM-DD" (all an environment variable can give), or a TOML date."""
+    # A TOML local date arrives as a date; a TOML date-time (also a date) is refused.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    # fromisoformat alone would also take "20270701" or "2027-W26-4"; one form only.
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"must be a date YYYY-MM-DD, not {value!r}", key=key, source=where)
 
 
 def _check_range(key: str, value: Any, where: str) -> None:

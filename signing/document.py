@@ -1,6 +1,14 @@
 """Where the signature goes in each kind of document, and the enveloped digest input.
 
-Shared by signing and verification so both sides agree byte for byte.
+Shared by signing and verification so both sides agree byte for byte. Elements
+are matched by namespace URI (Clark notation), never by prefix: real edXML files
+use the default namespace, the ``edXML:`` prefix, or both, and re-declare it on
+inner elements.
+
+Two canonicalizations: exclusive C14N (strict profile) and inclusive C14N 1.0
+(legacy profile), each of a whole document or, for SignedInfo, of one element's
+subtree as a document subset; see :func:`canonicalize_c14n10` for what inclusive
+C14N 1.0 takes from the ancestors.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from axis.rejections import Malformed, SignatureInvalid
-from signing.profile import EDXML_NS, ds, edxml
+from signing.profile import EDXML_NS, XML_NS, CanonicalizationMethod, DigestMethod, ds, edxml
 
 _EDXML_NS_TAG = f"{{{EDXML_NS}}}"
 _EDXML = edxml("edXML")
@@ -26,9 +34,9 @@ _SIGNATURE = ds("Signature")
 def expected_parent(root: etree._Element) -> etree._Element:
     """The element whose last child the Signature must be.
 
-    ``edXML/edXMLEnvelope/edXMLHeader`` for an edoc; the root itself for a
-    ``Status`` and for anything else (hub messages). ``Malformed`` for an edoc
-    without a header.
+    ``edXML/edXMLEnvelope/edXMLHeader`` for an ``edXML`` root (documents and
+    statuses alike); the root itself for anything else (the hub's own messages,
+    ``urn:axis:hub:1``). ``Malformed`` for an ``edXML`` root without a header.
     """
     if root.tag != _EDXML:
         return root
@@ -83,6 +91,69 @@ def canonicalize(
         )
     except etree.C14NError as exc:
         raise SignatureInvalid(f"the document cannot be canonicalized: {exc}") from None
+
+
+_STANDALONE = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, remove_comments=False
+)
+"""Re-reads XML that lxml serialized here from an already parsed tree."""
+_XML_ATTRIBUTE = f"{{{XML_NS}}}"
+
+
+def _c14n10(tree: etree._ElementTree) -> bytes:
+    try:
+        return etree.tostring(tree, method="c14n", exclusive=False, with_comments=False)
+    except etree.C14NError as exc:
+        raise SignatureInvalid(f"the document cannot be canonicalized: {exc}") from None
+
+
+def canonicalize_c14n10(tree: etree._ElementTree | etree._Element) -> bytes:
+    """Inclusive C14N 1.0 without comments of a whole document (tree) or of one element.
+
+    An element is canonicalized as XML-DSig canonicalizes SignedInfo: as the
+    document subset of it and its descendants, so by C14N 1.0 section 2.4 it
+    carries, besides its own, every namespace declaration in scope (the edXML
+    root's ``xmlns``/``xmlns:edXML`` become part of the signed bytes) and the
+    ``xml:*`` attributes it inherits from its nearest ancestors that have them
+    (``xml:lang``, ``xml:space``, ``xml:base``…; C14N 1.0, unlike 1.1, inherits
+    them all). libxml2's C14N of a node set, and so xmlsec1, does exactly that.
+
+    lxml's own C14N of a non-root element cannot be used: in inclusive mode it
+    walks the original ancestors for the element's descendants and emits a
+    spurious ``xmlns=""`` on them when the default namespace is re-declared
+    between the root and the element (``<edXML xmlns="Q">`` holding ``<Signature
+    xmlns="…xmldsig#">``, as the SDK writes). So the element is serialized
+    standalone (lxml declares every in-scope namespace on it, the nearest
+    declaration of each prefix winning), given the inherited ``xml:*``
+    attributes, re-parsed and canonicalized as a whole document: what libxml2
+    renders for a document is exact, and nothing in the subset changes on the
+    way. ``SignatureInvalid`` where C14N fails, as :func:`canonicalize`.
+    """
+    if isinstance(tree, etree._ElementTree):
+        return _c14n10(tree)
+    standalone = etree.fromstring(etree.tostring(tree, with_tail=False), _STANDALONE)
+    own = tree.attrib
+    inherited: dict[str, str] = {}
+    for ancestor in tree.iterancestors():
+        for name, value in ancestor.attrib.items():
+            if name.startswith(_XML_ATTRIBUTE) and name not in inherited and name not in own:
+                inherited[name] = value
+    for name, value in inherited.items():
+        standalone.set(name, value)
+    return _c14n10(standalone.getroottree())
+
+
+def _canonicalize_document(
+    tree: etree._ElementTree,
+    inclusive_prefixes: Sequence[str] | None,
+    method: CanonicalizationMethod,
+) -> bytes:
+    if method is CanonicalizationMethod.C14N_10:
+        return canonicalize_c14n10(tree)
+    return canonicalize(tree, inclusive_prefixes)
+
+
+_HASHES = {DigestMethod.SHA256: hashlib.sha256, DigestMethod.SHA1: hashlib.sha1}
 
 
 @dataclass(frozen=True)
@@ -183,8 +254,16 @@ def enveloped_digest(
     found: SignatureScan | None = None,
     *,
     disposable: bool = False,
+    method: CanonicalizationMethod = CanonicalizationMethod.EXCLUSIVE_C14N,
+    digest_method: DigestMethod = DigestMethod.SHA256,
 ) -> bytes:
-    """SHA-256 of the enveloped-signature transform then exclusive C14N of the document.
+    """The digest of the enveloped-signature transform then C14N of the document.
+
+    By default SHA-256 of exclusive C14N (strict profile); ``method=C14N_10`` and
+    ``digest_method=SHA1`` for the legacy profile. Everything below holds for both
+    canonicalizations: in each, an element's rendered namespaces (and, in C14N
+    1.0, inherited ``xml:*`` attributes) depend on its ancestors only, and the
+    whole document (URI="") has all of them.
 
     Canonical XML is serialized node by node in document order, and whether an
     element renders a namespace depends only on its ancestors, never on its
@@ -211,19 +290,20 @@ def enveloped_digest(
     texts = [element.text or "" for element in bulky]
     for element in bulky:
         element.text = _MARKER
-    canonical = canonicalize(tree, inclusive_prefixes)
+    canonical = _canonicalize_document(tree, inclusive_prefixes, method)
+    new_hash = _HASHES[digest_method]
 
     def fallback() -> bytes:
         for element, text in zip(bulky, texts, strict=True):
             element.text = text
-        return hashlib.sha256(_canonicalize_detached_copy(signature, inclusive_prefixes)).digest()
+        return new_hash(_canonicalize_detached_copy(signature, inclusive_prefixes, method)).digest()
 
     span = _span(canonical, signature, found or scan(root))
     pieces = canonical.split(_MARKER_BYTES) if bulky else [canonical]
     if span is None or len(pieces) != len(bulky) + 1:
         return fallback()
     start, end = span
-    digest = hashlib.sha256()
+    digest = new_hash()
     offset = 0
     for index, piece in enumerate(pieces):
         piece_end = offset + len(piece)
@@ -244,17 +324,21 @@ def enveloped_digest(
 def enveloped_c14n(
     signature: etree._Element,
     inclusive_prefixes: Sequence[str] | None = None,
+    *,
+    method: CanonicalizationMethod = CanonicalizationMethod.EXCLUSIVE_C14N,
 ) -> bytes:
     """The bytes :func:`enveloped_digest` hashes (for tests and debugging)."""
-    canonical = canonicalize(signature.getroottree(), inclusive_prefixes)
+    canonical = _canonicalize_document(signature.getroottree(), inclusive_prefixes, method)
     span = _span(canonical, signature, scan(signature.getroottree().getroot()))
     if span is None:
-        return _canonicalize_detached_copy(signature, inclusive_prefixes)
+        return _canonicalize_detached_copy(signature, inclusive_prefixes, method)
     return canonical[: span[0]] + canonical[span[1] :]
 
 
 def _canonicalize_detached_copy(
-    signature: etree._Element, inclusive_prefixes: Sequence[str] | None
+    signature: etree._Element,
+    inclusive_prefixes: Sequence[str] | None,
+    method: CanonicalizationMethod,
 ) -> bytes:
     tree = signature.getroottree()
     path = []
@@ -277,4 +361,4 @@ def _canonicalize_detached_copy(
         previous.tail = (previous.tail or "") + tail
     else:
         parent.text = (parent.text or "") + tail
-    return canonicalize(copy, inclusive_prefixes)
+    return _canonicalize_document(copy, inclusive_prefixes, method)

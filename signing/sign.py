@@ -1,19 +1,24 @@
-"""Signing documents per the strict profile of PROTOCOL section 5.
+"""Signing documents per PROTOCOL section 5: the strict profile, or the legacy one.
 
 Example::
 
     signer = Signer(key, certificate)
     signed: bytes = signer.sign(document_bytes)
+    legacy = Signer(rsa_key, certificate, profile=SignatureProfile.LEGACY).sign(document_bytes)
 
 The Signature is built so that its SignedInfo is exactly what a verifier will
 canonicalize: ``ds`` prefix, no InclusiveNamespaces, no whitespace inside it.
+The legacy profile (rsa-sha1, sha1, inclusive C14N 1.0, with the transforms
+enveloped-signature then C14N 1.0) is what the national axis's SDK writes; it
+exists for tests and for agencies' tools during the transition, and needs an RSA
+key.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,14 +28,13 @@ from lxml import etree
 
 from axis.rejections import SignatureInvalid
 from schemas.xml import DEFAULT_MAX_BYTES, has_doctype, parse
-from signing.document import canonicalize, expected_parent
+from signing.document import canonicalize, canonicalize_c14n10, expected_parent
 from signing.pki import PrivateKey
 from signing.profile import (
     DS_NS,
-    TRANSFORMS,
-    CanonicalizationMethod,
-    DigestMethod,
+    PROFILES,
     SignatureMethod,
+    SignatureProfile,
     ds,
 )
 from signing.trust import check_signing_certificate
@@ -51,6 +55,8 @@ class Signer:
     The key must be RSA (2048 bits or more) or EC P-256, matching ``certificate``,
     and the certificate fit for signing (see :mod:`signing.trust`); ``ValueError``
     otherwise, so a misconfigured signer fails at start-up and not per document.
+    ``profile=SignatureProfile.LEGACY`` writes the legacy profile, which has no EC
+    algorithm: an EC key is then a ``ValueError`` too.
     """
 
     def __init__(
@@ -58,6 +64,8 @@ class Signer:
         key: PrivateKey,
         certificate: x509.Certificate,
         chain: Sequence[x509.Certificate] = (),
+        *,
+        profile: SignatureProfile = SignatureProfile.STRICT,
     ) -> None:
         try:
             check_signing_certificate(certificate)
@@ -69,12 +77,34 @@ class Signer:
         self.key = key
         self.certificate = certificate
         self.chain = tuple(chain)
+        self.profile = SignatureProfile(profile)
+        rules = PROFILES[self.profile]
+        self.algorithm: SignatureMethod
         if isinstance(key, rsa.RSAPrivateKey):
-            self.algorithm = SignatureMethod.RSA_SHA256
+            self.algorithm = (
+                SignatureMethod.RSA_SHA1
+                if self.profile is SignatureProfile.LEGACY
+                else SignatureMethod.RSA_SHA256
+            )
         elif isinstance(key, ec.EllipticCurvePrivateKey):
+            if self.profile is SignatureProfile.LEGACY:
+                raise ValueError(
+                    "the legacy profile signs with rsa-sha1 only: it needs an RSA key, not EC"
+                )
             self.algorithm = SignatureMethod.ECDSA_SHA256
         else:
             raise ValueError(f"{type(key).__name__} keys cannot sign documents")
+        self._c14n = rules.canonicalization
+        self._transforms = rules.transforms[0]
+        self._digest_method = rules.digest
+        legacy = self.profile is SignatureProfile.LEGACY
+        self._new_hash = hashlib.sha1 if legacy else hashlib.sha256
+        self._rsa_hash: hashes.HashAlgorithm = hashes.SHA1() if legacy else hashes.SHA256()
+        # Inclusive C14N for the legacy profile, of the document and of SignedInfo
+        # where it stands (it inherits the ancestors' namespaces and xml:* attributes).
+        self._canonicalize: Callable[[etree._ElementTree | etree._Element], bytes] = (
+            canonicalize_c14n10 if legacy else canonicalize
+        )
         self._certificates_b64 = tuple(
             base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode("ascii")
             for c in (certificate, *self.chain)
@@ -83,15 +113,16 @@ class Signer:
         algorithm = ' Algorithm="{}"'
         self._signed_info_template = (
             f'<ds:SignedInfo xmlns:ds="{DS_NS}">'
-            f"<ds:CanonicalizationMethod{algorithm.format(CanonicalizationMethod.EXCLUSIVE_C14N.value)}>"
+            f"<ds:CanonicalizationMethod{algorithm.format(self._c14n.value)}>"
             "</ds:CanonicalizationMethod>"
             f"<ds:SignatureMethod{algorithm.format(self.algorithm.value)}></ds:SignatureMethod>"
             '<ds:Reference URI=""><ds:Transforms>'
             + "".join(
-                f"<ds:Transform{algorithm.format(t.value)}></ds:Transform>" for t in TRANSFORMS
+                f"<ds:Transform{algorithm.format(t.value)}></ds:Transform>"
+                for t in self._transforms
             )
             + "</ds:Transforms>"
-            f"<ds:DigestMethod{algorithm.format(DigestMethod.SHA256.value)}></ds:DigestMethod>"
+            f"<ds:DigestMethod{algorithm.format(self._digest_method.value)}></ds:DigestMethod>"
             "<ds:DigestValue>DIGEST</ds:DigestValue></ds:Reference></ds:SignedInfo>"
         )
         self._key_info = (
@@ -104,7 +135,7 @@ class Signer:
 
     def _signature_value(self, data: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+            return self.key.sign(data, padding.PKCS1v15(), self._rsa_hash)
         return ec_raw_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
 
     def _unsigned_signature(
@@ -112,17 +143,13 @@ class Signer:
     ) -> tuple[etree._Element, etree._Element, etree._Element]:
         signature = etree.Element(_SIGNATURE, nsmap=_NSMAP)
         signed_info = etree.SubElement(signature, ds("SignedInfo"))
-        etree.SubElement(
-            signed_info,
-            ds("CanonicalizationMethod"),
-            Algorithm=CanonicalizationMethod.EXCLUSIVE_C14N.value,
-        )
+        etree.SubElement(signed_info, ds("CanonicalizationMethod"), Algorithm=self._c14n.value)
         etree.SubElement(signed_info, ds("SignatureMethod"), Algorithm=self.algorithm.value)
         reference = etree.SubElement(signed_info, ds("Reference"), URI="")
         transforms = etree.SubElement(reference, ds("Transforms"))
-        for transform in TRANSFORMS:
+        for transform in self._transforms:
             etree.SubElement(transforms, ds("Transform"), Algorithm=transform.value)
-        etree.SubElement(reference, ds("DigestMethod"), Algorithm=DigestMethod.SHA256.value)
+        etree.SubElement(reference, ds("DigestMethod"), Algorithm=self._digest_method.value)
         etree.SubElement(reference, ds("DigestValue")).text = base64.b64encode(digest).decode()
         value = etree.SubElement(signature, ds("SignatureValue"))
         x509_data = etree.SubElement(etree.SubElement(signature, ds("KeyInfo")), ds("X509Data"))
@@ -143,7 +170,12 @@ class Signer:
         sorted; start and end tags for empty elements; ``&amp; &lt; &gt; &#xD;`` as
         the only escapes in text). Tests hold the hub's producers to that; anything
         else yields a signature that does not verify.
+
+        Strict profile only (``ValueError`` otherwise): the legacy profile digests
+        inclusive C14N, which the exclusive form given here is not in general.
         """
+        if self.profile is not SignatureProfile.STRICT:
+            raise ValueError("sign_canonical writes the strict profile only")
         digest = base64.b64encode(hashlib.sha256(canonical).digest()).decode("ascii")
         signed_info = self._signed_info_template.replace("DIGEST", digest, 1).encode("ascii")
         value = base64.b64encode(self._signature_value(signed_info)).decode("ascii")
@@ -186,14 +218,14 @@ class Signer:
         parent = expected_parent(root)
         # Appended last with no tail, the Signature leaves the text around it as it
         # is, so the digest of the unsigned document is the enveloped digest.
-        digest = hashlib.sha256(canonicalize(tree)).digest()
+        digest = self._new_hash(self._canonicalize(tree)).digest()
         signature, signed_info, value = self._unsigned_signature(digest)
         parent.append(signature)
         try:
             # SignedInfo is canonicalized where it ends up: appending makes lxml
             # reconcile namespaces, and if an ancestor already declares the XML-DSig
             # namespace under another prefix, the subtree takes that prefix.
-            signed = self._signature_value(canonicalize(signed_info))
+            signed = self._signature_value(self._canonicalize(signed_info))
             value.text = base64.b64encode(signed).decode()
             return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
         finally:
@@ -205,6 +237,8 @@ def sign(
     key: PrivateKey,
     certificate: x509.Certificate,
     chain: Sequence[x509.Certificate] = (),
+    *,
+    profile: SignatureProfile = SignatureProfile.STRICT,
 ) -> bytes:
     """Sign ``document`` with ``key``; see :class:`Signer` (reuse one for many documents)."""
-    return Signer(key, certificate, chain).sign(document)
+    return Signer(key, certificate, chain, profile=profile).sign(document)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,40 @@ def test_example_file_documents_every_key_and_loads(tmp_path: Path) -> None:
 
     assert config.router == Config().router
     assert config.log == Config().log
+
+
+def test_legacy_profile_until_is_a_date_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    assert load(write(tmp_path, ""), env={}).signing.legacy_profile_until is None
+    path = write(tmp_path, '[signing]\nlegacy_profile_until = "2027-07-01"\n')
+    assert load(path, env={}).signing.legacy_profile_until == date(2027, 7, 1)
+    native = write(tmp_path, "[signing]\nlegacy_profile_until = 2027-07-01\n")
+    assert load(native, env={}).signing.legacy_profile_until == date(2027, 7, 1)
+    overridden = load(path, env={"AXIS_SIGNING_LEGACY_PROFILE_UNTIL": "2026-12-31"})
+    assert overridden.signing.legacy_profile_until == date(2026, 12, 31)
+    # Empty means never, in the file and as an override of the file.
+    empty = write(tmp_path, '[signing]\nlegacy_profile_until = ""\n')
+    assert load(empty, env={}).signing.legacy_profile_until is None
+    cleared = load(path, env={"AXIS_SIGNING_LEGACY_PROFILE_UNTIL": ""})
+    assert cleared.signing.legacy_profile_until is None
+
+
+@pytest.mark.parametrize(
+    "value", ['"2027-02-30"', '"01/07/2027"', '"20270701"', "2027-07-01T00:00:00", "20270701"]
+)
+def test_a_bad_legacy_profile_until_names_the_key_and_the_file(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"[signing]\nlegacy_profile_until = {value}\n")
+
+    with pytest.raises(ConfigError, match="YYYY-MM-DD") as err:
+        load(path, env={})
+
+    assert err.value.key == "signing.legacy_profile_until"
+    assert "signing.legacy_profile_until" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_a_bad_legacy_profile_until_in_the_environment_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, ""), env={"AXIS_SIGNING_LEGACY_PROFILE_UNTIL": "soon"})
+
+    assert err.value.key == "signing.legacy_profile_until"
+    assert "AXIS_SIGNING_LEGACY_PROFILE_UNTIL" in str(err.value)

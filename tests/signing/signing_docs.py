@@ -1,7 +1,8 @@
 """Minimal test documents built with lxml, independent of the ``schemas`` package.
 
-Shapes follow PROTOCOL sections 3 and 4 closely enough for the signature profile:
-where the Signature goes and what surrounds it.
+Shapes follow PROTOCOL sections 3 and 4 and EDXML.md closely enough for the
+signature profiles: where the Signature goes, what surrounds it, and the namespace
+prefixes real files use.
 """
 
 from __future__ import annotations
@@ -71,18 +72,75 @@ def edoc(size: int = 8 * 1024, **kwargs: object) -> bytes:
     )
 
 
-def status(code: str = "01") -> bytes:
-    """An unsigned ``Status`` for a received document."""
-    root = etree.Element(f"{{{EDXML_NS}}}Status", nsmap={None: EDXML_NS})
-    response = _e(root, "ResponseFor")
+def status(code: str = "01", *, default_namespace: bool = False) -> bytes:
+    """An unsigned status (EDXML.md section 2): an edXML envelope, MessageHeader only.
+
+    Its Signature goes last in ``edXMLHeader``, as for a document. With
+    ``default_namespace`` the edXML namespace is the default one, as the SDK writes.
+    """
+    nsmap = {None: EDXML_NS} if default_namespace else {"edXML": EDXML_NS}
+    root = etree.Element(f"{{{EDXML_NS}}}edXML", nsmap=nsmap)  # type: ignore[dict-item]
+    message = _e(_e(_e(root, "edXMLEnvelope"), "edXMLHeader"), "MessageHeader")
+    _e(_e(message, "From"), "OrganId", "000.00.00.H41")
+    response = _e(message, "ResponseFor")
     _e(response, "OrganId", "000.00.00.G22")
+    _e(response, "Code", "101/VPCP-KSTT")
+    _e(response, "PromulgationDate", "2026/11/20")
     _e(response, "DocumentId", "000.00.00.G22,2026/11/20,101/VPCP-KSTT")
-    _e(_e(root, "From"), "OrganId", "000.00.00.H41")
-    _e(root, "StatusCode", code)
-    _e(root, "Description", "Đã đến")
-    _e(root, "Timestamp", "2026-11-20T08:01:00+07:00")
+    _e(_e(message, "StaffInfo"), "Department", "Văn thư")
+    _e(message, "StatusCode", code)
+    _e(message, "Description", "Đã đến")
+    _e(message, "Timestamp", "2026/11/20 08:01:00")
     etree.indent(root)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+SDK_EDOC = """<?xml version="1.0" encoding="UTF-8"?>
+<edXML xmlns="{q}" xmlns:xlink="http://www.w3.org/1999/xlink"{lang}>
+  <edXML:edXMLEnvelope xmlns:edXML="{q}">
+    <edXML:edXMLHeader>
+      <edXML:MessageHeader>
+        <edXML:From><edXML:OrganId>000.00.00.G22</edXML:OrganId>
+          <edXML:OrganName>Văn phòng Chính phủ</edXML:OrganName></edXML:From>
+        <edXML:To><edXML:OrganId>000.00.00.H41</edXML:OrganId></edXML:To>
+        <edXML:DocumentId>000.00.00.G22,2015/09/30,7816/VPCP-TTĐT</edXML:DocumentId>
+        <edXML:Code><edXML:CodeNumber>7816</edXML:CodeNumber>
+          <edXML:CodeNotation>VPCP-TTĐT</edXML:CodeNotation></edXML:Code>
+        <edXML:Subject>{subject}</edXML:Subject>
+        <edXML:SteeringType>1</edXML:SteeringType>
+      </edXML:MessageHeader>
+      <edXML:TraceHeaderList><edXML:TraceHeader>
+        <edXML:OrganId>000.00.00.G22</edXML:OrganId>
+        <edXML:Timestamp>2015/09/30 10:00:00</edXML:Timestamp>
+      </edXML:TraceHeader></edXML:TraceHeaderList>
+    {signature}</edXML:edXMLHeader>
+    <edXML:edXMLBody><edXML:edXMLManifest version="1.0"><edXML:Reference
+      xlink:href="cid:209"><edXML:ContentId>cid:209</edXML:ContentId>
+      <edXML:ContentType>application/zip</edXML:ContentType>
+      <edXML:AttachmentName>1896_QD-TTg.doc</edXML:AttachmentName></edXML:Reference>
+    </edXML:edXMLManifest></edXML:edXMLBody>
+  </edXML:edXMLEnvelope>
+  <AttachmentEncoded><Attachment><ContentId>cid:209</ContentId>
+    <AttachmentName>1896_QD-TTg.doc</AttachmentName><ContentType>application/zip</ContentType>
+    <edXML:ContentTransferEncoded xmlns:edXML="{q}">{content}</edXML:ContentTransferEncoded>
+  </Attachment></AttachmentEncoded>
+</edXML>
+"""
+
+
+def sdk_edoc(signature: str = "", *, xml_lang: str | None = None) -> bytes:
+    """An edXML document with the namespace prefixes of real files (EDXML.md section 1).
+
+    The default namespace on the root, ``edXML:`` declared again on the envelope and
+    on ``ContentTransferEncoded``, ``AttachmentEncoded`` unprefixed. ``signature``
+    (XML text, e.g. an xmlsec1 template) goes last in ``edXMLHeader``. ``xml_lang``
+    puts an ``xml:lang`` on the root, which inclusive C14N 1.0 carries into SignedInfo.
+    """
+    lang = f' xml:lang="{xml_lang}"' if xml_lang is not None else ""
+    content = base64.b64encode(b"PK\x03\x04" + bytes(range(256)) * 8).decode()
+    return SDK_EDOC.format(
+        q=EDXML_NS, lang=lang, subject=SUBJECT, signature=signature, content=content
+    ).encode()
 
 
 def receipt() -> bytes:

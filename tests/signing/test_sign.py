@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import base64
+from datetime import date
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signing_docs import EDXML_NS, HUB_NS, edoc, edoc_element, receipt, status
-from signing_support import NOW, DevPKI
+from signing_docs import EDXML_NS, HUB_NS, edoc, edoc_element, receipt, sdk_edoc, status
+from signing_support import ENVELOPED, INC_C14N, NOW, RSA_SHA1, SHA1, DevPKI
 
 from axis.rejections import Malformed, SignatureInvalid
-from signing import SignatureMethod, Signer, TrustStore, pki, sign, verify
+from signing import SignatureMethod, SignatureProfile, Signer, TrustStore, pki, sign, verify
 from signing.pki import CertifiedKey, KeyUsageFlags
 from signing.profile import DS_NS
 
@@ -34,17 +35,33 @@ def test_edoc_signature_is_the_last_child_of_edxml_header(signer_key: CertifiedK
     assert header[-1] is signature
 
 
-@pytest.mark.parametrize(
-    ("document", "root_tag"),
-    [(status, f"{E}Status"), (receipt, f"{{{HUB_NS}}}AxisReceipt")],
-)
-def test_status_and_hub_message_signature_is_the_last_child_of_the_root(
-    signer_key: CertifiedKey, document, root_tag: str
+@pytest.mark.parametrize("default_namespace", [False, True], ids=["edXML-prefix", "default-ns"])
+def test_status_signature_is_the_last_child_of_edxml_header_like_a_document(
+    signer_key: CertifiedKey, default_namespace: bool
 ) -> None:
-    signed = sign(document(), signer_key.key, signer_key.certificate)
+    signed = sign(
+        status(default_namespace=default_namespace), signer_key.key, signer_key.certificate
+    )
+    header = _signature(signed).getparent()
+    assert header.tag == f"{E}edXMLHeader"
+    assert [etree.QName(c).localname for c in header] == ["MessageHeader", "Signature"]
+
+
+def test_hub_message_signature_is_the_last_child_of_the_root(signer_key: CertifiedKey) -> None:
+    signed = sign(receipt(), signer_key.key, signer_key.certificate)
     root = etree.fromstring(signed)
-    assert root.tag == root_tag
+    assert root.tag == f"{{{HUB_NS}}}AxisReceipt"
     assert root[-1].tag == f"{DS}Signature"
+
+
+def test_an_sdk_shaped_edoc_is_signed_in_its_header_whatever_its_prefixes(
+    signer_key: CertifiedKey, trust: TrustStore
+) -> None:
+    # Default namespace on the root, edXML: on the envelope: matched by namespace URI.
+    signed = sign(sdk_edoc(), signer_key.key, signer_key.certificate)
+    header = _signature(signed).getparent()
+    assert header.tag == f"{E}edXMLHeader" and header[-1].tag == f"{DS}Signature"
+    assert verify(signed, trust, at=NOW).profile is SignatureProfile.STRICT
 
 
 def test_signature_uses_exactly_the_profile(signer_key: CertifiedKey) -> None:
@@ -157,3 +174,61 @@ def test_signer_is_reusable_across_documents(signer_key: CertifiedKey, trust: Tr
     signer = Signer(signer_key.key, signer_key.certificate)
     for document in (edoc(), status(), receipt()):
         assert verify(signer.sign(document), trust, at=NOW).subject_code
+
+
+# The legacy profile
+
+
+LEGACY = SignatureProfile.LEGACY
+UNTIL = date(2027, 1, 1)
+
+
+def test_the_legacy_signer_writes_exactly_the_legacy_profile(dev_pki: DevPKI) -> None:
+    signed = sign(edoc(), dev_pki.rsa.key, dev_pki.rsa.certificate, profile=LEGACY)
+    info = _signature(signed).find(f"{DS}SignedInfo")
+    assert info[0].get("Algorithm") == INC_C14N
+    assert info[1].get("Algorithm") == RSA_SHA1 == SignatureMethod.RSA_SHA1.value
+    (reference,) = info.findall(f"{DS}Reference")
+    assert reference.get("URI") == ""
+    assert [t.get("Algorithm") for t in reference.iter(f"{DS}Transform")] == [ENVELOPED, INC_C14N]
+    assert reference.find(f"{DS}DigestMethod").get("Algorithm") == SHA1
+    assert len(base64.b64decode(reference.find(f"{DS}DigestValue").text)) == 20
+
+
+@pytest.mark.parametrize("document", [edoc, status, receipt, sdk_edoc])
+def test_a_legacy_signature_by_our_signer_verifies_when_allowed(
+    dev_pki: DevPKI, trust: TrustStore, document
+) -> None:
+    signer = Signer(dev_pki.rsa.key, dev_pki.rsa.certificate, profile=LEGACY)
+    assert signer.algorithm is SignatureMethod.RSA_SHA1
+    verified = verify(signer.sign(document()), trust, at=NOW, legacy_until=UNTIL)
+    assert verified.profile is LEGACY
+    assert verified.algorithm is SignatureMethod.RSA_SHA1
+
+
+def test_the_legacy_signer_refuses_an_ec_key(dev_pki: DevPKI) -> None:
+    with pytest.raises(ValueError, match="RSA key"):
+        Signer(dev_pki.ec.key, dev_pki.ec.certificate, profile=LEGACY)
+    with pytest.raises(ValueError, match="RSA key"):
+        sign(edoc(), dev_pki.ec.key, dev_pki.ec.certificate, profile=LEGACY)
+
+
+def test_the_legacy_signer_has_no_canonical_fast_path(dev_pki: DevPKI) -> None:
+    # sign_canonical digests the exclusive form it is given; legacy digests inclusive C14N.
+    signer = Signer(dev_pki.rsa.key, dev_pki.rsa.certificate, profile=LEGACY)
+    with pytest.raises(ValueError, match="strict profile only"):
+        signer.sign_canonical(b'<Note xmlns="urn:axis:hub:1"></Note>', before=b"</Note>")
+
+
+def test_the_profile_is_given_by_its_value_too(dev_pki: DevPKI) -> None:
+    signer = Signer(dev_pki.rsa.key, dev_pki.rsa.certificate, profile="legacy")  # type: ignore[arg-type]
+    assert signer.profile is LEGACY
+    with pytest.raises(ValueError):
+        Signer(dev_pki.rsa.key, dev_pki.rsa.certificate, profile="lax")  # type: ignore[arg-type]
+
+
+def test_a_legacy_signed_element_is_left_unchanged(dev_pki: DevPKI) -> None:
+    root = edoc_element(2048)
+    before = etree.tostring(root)
+    sign(root, dev_pki.rsa.key, dev_pki.rsa.certificate, profile=LEGACY)
+    assert etree.tostring(root) == before
