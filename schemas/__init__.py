@@ -12,6 +12,8 @@
 ... )
 >>> edoc.document_id
 '000.00.00.G22,2026/11/20,101/VPCP-KSTT'
+>>> to_bytes(edoc).count(b"<edXML:PromulgationDate>2026/11/20<")
+1
 >>> parse_edoc(to_bytes(edoc)) == edoc
 True
 
@@ -28,11 +30,15 @@ from schemas.edoc import (
     Edoc,
     Organization,
     Priority,
+    Receiver,
     Reference,
+    Replacement,
     ResponseFor,
     SignerInfo,
+    StaffInfo,
     SteeringType,
     TraceHeader,
+    UpdateInfo,
     parse_edoc,
 )
 from schemas.header import EdocHeader, read_header
@@ -43,8 +49,15 @@ from schemas.hub import (
     parse_receipt,
     parse_rejection,
 )
-from schemas.ids import DocumentId, is_group_id, is_message_id, is_organ_id, make_document_id
-from schemas.status import StaffInfo, Status, StatusCode, parse_status
+from schemas.ids import (
+    DocumentId,
+    is_document_id,
+    is_group_id,
+    is_message_id,
+    is_organ_id,
+    make_document_id,
+)
+from schemas.status import Status, StatusCode, parse_status
 from schemas.validate import validate
 
 __all__ = [
@@ -59,8 +72,10 @@ __all__ = [
     "EdocHeader",
     "Organization",
     "Priority",
+    "Receiver",
     "RecipientOutcome",
     "Reference",
+    "Replacement",
     "ResponseFor",
     "SignerInfo",
     "StaffInfo",
@@ -68,7 +83,9 @@ __all__ = [
     "StatusCode",
     "SteeringType",
     "TraceHeader",
+    "UpdateInfo",
     "element_bytes",
+    "is_document_id",
     "is_group_id",
     "is_message_id",
     "is_organ_id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -135,17 +136,41 @@ def parse_datetime(text: str) -> datetime:
         raise SchemaInvalid(f"dateTime {text!r} is out of range in UTC") from None
 
 
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+"""The zone of every date and timestamp edXML carries (UTC+7, no daylight saving)."""
+
+
 def format_date(value: date) -> str:
-    """A date as ``yyyy-MM-dd``."""
-    return value.isoformat()
+    """A date as edXML writes it: ``yyyy/MM/dd``."""
+    return f"{value.year:04d}/{value.month:02d}/{value.day:02d}"
 
 
 def parse_date(text: str) -> date:
-    """An xs:date without offset."""
+    """An edXML date ``yyyy/MM/dd``; SchemaInvalid for another form or a day not in the calendar."""
+    value = text.strip()
+    if len(value) != 10 or value[4] != "/" or value[7] != "/":
+        raise SchemaInvalid(f"{value!r} is not a date (yyyy/MM/dd)")
     try:
-        return date.fromisoformat(text.strip())
+        return date(int(value[:4]), int(value[5:7]), int(value[8:]))
     except ValueError:
-        raise SchemaInvalid(f"{text!r} is not a date") from None
+        raise SchemaInvalid(f"{value!r} is not a date in the calendar") from None
+
+
+def format_timestamp(value: datetime) -> str:
+    """An aware datetime as edXML writes it: ``yyyy/MM/dd HH:mm:ss`` in Vietnamese time."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime {value!r} has no timezone")
+    return value.astimezone(VIETNAM).strftime("%Y/%m/%d %H:%M:%S")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An edXML timestamp ``yyyy/MM/dd HH:mm:ss`` (Vietnamese local time) as an aware datetime."""
+    value = text.strip()
+    try:
+        naive = datetime.strptime(value, "%Y/%m/%d %H:%M:%S")
+    except ValueError:
+        raise SchemaInvalid(f"{value!r} is not a timestamp (yyyy/MM/dd HH:mm:ss)") from None
+    return naive.replace(tzinfo=VIETNAM)
 
 
 def parse_int(text: str, what: str) -> int:

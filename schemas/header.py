@@ -13,7 +13,7 @@ from datetime import date
 
 from lxml import etree
 
-from schemas._common import EDXML_NS
+from schemas._common import EDXML_NS, parse_date
 from schemas.xml import text_of
 
 _NS = {"e": EDXML_NS}
@@ -61,12 +61,57 @@ class EdocHeader:
     business_type: int
     """``BussinessDocType``: 0 new, 1 revoke, 2 update, 3 replace."""
     business_reason: str | None
-    replaces: str | None
-    """``ReplacementInfo``: the DocumentId a revoke/update/replace acts on."""
+    targets: tuple[str, ...] = ()
+    """The DocumentIds a revoke, update or replacement acts on (EDXML.md 1.2)."""
+    new_receivers: tuple[str, ...] = ()
+    """An update's ``ReceiverList`` when ``DocumentReceiver`` is 1: it reaches them too."""
+    replaced_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """A replacement's (DocumentId, OrganIdList) per ``ReplacementInfo``."""
+
+
+def _texts(parent: etree._Element | None, child: str, leaf: str) -> tuple[str, ...]:
+    if parent is None:
+        return ()
+    return tuple(
+        _inner_text(element, _tag(leaf)) or "" for element in parent.iterchildren(_tag(child))
+    )
+
+
+def _business(root: etree._Element, document_id: str) -> tuple:
+    """(type, reason, targets, new receivers, replaced-for) from the one Bussiness, if any."""
+    found = _BUSINESS(root)
+    if not found:
+        return 0, None, (), (), ()
+    business = {child.tag: child for child in found[0]}
+    doc_type = int(_stripped(business.get(_tag("BussinessDocType"))) or 0)
+    own_target = _stripped(business.get(_tag("DocumentId")))
+    reason = _stripped(business.get(_tag("BussinessDocReason")))
+    if doc_type == 1:
+        return doc_type, reason, (own_target or document_id,), (), ()
+    if doc_type == 2:
+        info = business.get(_tag("BussinessDocumentInfo"))
+        receivers: tuple[str, ...] = ()
+        if info is not None and _inner_text(info, _tag("DocumentReceiver")) == "1":
+            receivers = _texts(
+                next(info.iterchildren(_tag("ReceiverList")), None), "Receiver", "OrganId"
+            )
+        return doc_type, reason, (own_target or "",), receivers, ()
+    if doc_type == 3:
+        replaced = []
+        for info in business[_tag("ReplacementInfoList")].iterchildren(_tag("ReplacementInfo")):
+            organs = next(info.iterchildren(_tag("OrganIdList")), None)
+            organ_ids = (
+                ()
+                if organs is None
+                else tuple((text_of(o) or "").strip() for o in organs.iterchildren(_ORGAN_ID))
+            )
+            replaced.append((_inner_text(info, _tag("DocumentId")) or "", organ_ids))
+        return doc_type, reason, tuple(r[0] for r in replaced), (), tuple(replaced)
+    return doc_type, reason, (), (), ()
 
 
 def read_header(root: etree._Element) -> EdocHeader:
-    """The routing facts of a validated ``edXML`` root.
+    """The routing facts of a validated ``edXML`` document root.
 
     One pass over the MessageHeader's children and one over Bussiness's: lxml's
     ``find`` parses its path on every call, which cost more than the rest here.
@@ -78,18 +123,21 @@ def read_header(root: etree._Element) -> EdocHeader:
             recipients.append(_inner_text(child, _ORGAN_ID) or "")
         else:
             fields[child.tag] = child
-    business = {child.tag: child for child in _BUSINESS(root)[0]}
+    document_id = _stripped(fields.get(_tag("DocumentId"))) or ""
+    business_type, reason, targets, new_receivers, replaced_for = _business(root, document_id)
     due = _stripped(fields.get(_tag("DueDate")))
     return EdocHeader(
-        document_id=_stripped(fields.get(_tag("DocumentId"))) or "",
+        document_id=document_id,
         sender=_inner_text(fields.get(_tag("From")), _ORGAN_ID) or "",
         recipients=tuple(recipients),
         subject=text_of(fields.get(_tag("Subject"))) or "",
         document_type=int(_inner_text(fields.get(_tag("DocumentType")), _TYPE) or 0),
         priority=int(_inner_text(fields.get(_tag("OtherInfo")), _PRIORITY) or 0),
         steering_type=int(_stripped(fields.get(_tag("SteeringType"))) or 1),
-        due_date=date.fromisoformat(due) if due else None,
-        business_type=int(_stripped(business.get(_tag("BussinessDocType"))) or 0),
-        business_reason=_stripped(business.get(_tag("BussinessDocReason"))),
-        replaces=_stripped(business.get(_tag("ReplacementInfo"))),
+        due_date=parse_date(due) if due else None,
+        business_type=business_type,
+        business_reason=reason,
+        targets=targets,
+        new_receivers=new_receivers,
+        replaced_for=replaced_for,
     )

@@ -58,6 +58,8 @@ class AxisReceipt:
     chain_hash: str
     recipients: tuple[RecipientOutcome, ...] = ()
     document_id: str | None = None
+    signature_profile: str | None = None
+    """``strict`` or ``legacy``: the profile the sender's signature verified under."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recipients", tuple(self.recipients))
@@ -111,6 +113,9 @@ def canonical_receipt(receipt: AxisReceipt) -> bytes:
         _c14n("ReceivedAt", format_datetime(receipt.received_at)),
         _c14n("AuditSeq", str(receipt.audit_seq)),
         _c14n("ChainHash", receipt.chain_hash),
+        ""
+        if receipt.signature_profile is None
+        else _c14n("SignatureProfile", receipt.signature_profile),
         "<Recipients>",
     ]
     for recipient in receipt.recipients:
@@ -139,6 +144,7 @@ def build_receipt(receipt: AxisReceipt) -> etree._Element:
     _w.sub(root, "ReceivedAt", format_datetime(receipt.received_at))
     _w.sub(root, "AuditSeq", str(receipt.audit_seq))
     _w.sub(root, "ChainHash", receipt.chain_hash)
+    _w.opt(root, "SignatureProfile", receipt.signature_profile)
     recipients = _w.sub(root, "Recipients")
     for recipient in receipt.recipients:
         el = _w.sub(recipients, "Recipient")
@@ -207,6 +213,7 @@ def read_receipt(root: etree._Element) -> AxisReceipt:
         chain_hash=top.text("ChainHash"),
         recipients=tuple(recipients),
         document_id=top.opt_text("DocumentId"),
+        signature_profile=top.opt_text("SignatureProfile"),
     )
 
 

@@ -1,4 +1,9 @@
-"""DocumentId: ``OrganId,yyyy/MM/dd,number/notation`` (PROTOCOL section 3.1)."""
+"""Identifiers: agency codes, groups, message ids and DocumentIds (EDXML.md 1.1, 4).
+
+A DocumentId is either ``OrganId,yyyy/MM/dd,number/notation`` or opaque (a UUID);
+the OrganId inside it is not always the sender's, so the hub keys documents by
+(sender, DocumentId) and reads the parts only to show them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-# Mirrors DocumentIdType in edxml.xsd; [^\W_] is Python's spelling of \p{L}\p{N}.
+# The structured form; the notation may carry Vietnamese letters (VPCP-TTĐT).
 _DOCUMENT_ID = re.compile(
-    r"([0-9A-Z.]{1,35}),([0-9]{4})/([0-9]{2})/([0-9]{2}),"
-    r"([^\W_]{1,16})/([^\W_](?:[^\W_]|[./&-]){0,63})"
+    r"([0-9A-Z.]{1,35}),([0-9]{4})/([0-9]{2})/([0-9]{2}),([^\s/,]{1,32})/(\S{1,100})"
 )
+MAX_DOCUMENT_ID = 200
+"""Mirrors DocumentIdType in edxml.xsd: printable text without spaces."""
+_ANY_DOCUMENT_ID = re.compile(rf"[^\s\x00-\x1f\x7f]{{1,{MAX_DOCUMENT_ID}}}")
 _ORGAN_ID = re.compile(r"[0-9A-Z.]{1,35}")
 _GROUP_ID = re.compile(r"@[a-z0-9][a-z0-9\-]{0,31}")
 MAX_MESSAGE_ID = 200
@@ -24,6 +31,11 @@ _MESSAGE_ID = re.compile(rf"[!-~]{{1,{MAX_MESSAGE_ID}}}")
 def is_organ_id(value: str) -> bool:
     """Whether ``value`` is a well-formed agency code."""
     return _ORGAN_ID.fullmatch(value) is not None
+
+
+def is_document_id(value: str) -> bool:
+    """Whether ``value`` can be a DocumentId: structured or opaque, no spaces, at most 200."""
+    return _ANY_DOCUMENT_ID.fullmatch(value) is not None
 
 
 def is_group_id(value: str) -> bool:
@@ -49,6 +61,14 @@ class DocumentId:
     date: date
     number: str
     notation: str
+
+    @classmethod
+    def read(cls, text: str) -> DocumentId | None:
+        """The parts of a structured DocumentId, or None for an opaque one (a UUID)."""
+        try:
+            return cls.parse(text)
+        except ValueError:
+            return None
 
     @classmethod
     def parse(cls, text: str) -> DocumentId:

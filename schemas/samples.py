@@ -20,10 +20,11 @@ from schemas.edoc import (
     Priority,
     ResponseFor,
     SignerInfo,
+    StaffInfo,
     SteeringType,
     TraceHeader,
 )
-from schemas.status import StaffInfo, Status, StatusCode
+from schemas.status import Status, StatusCode
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 
@@ -203,13 +204,16 @@ def sample_status(
     now: datetime | None = None,
     description: str | None = None,
 ) -> Status:
-    """A status that recipient ``sender`` reports on ``edoc``."""
-    return Status(
-        sender=sender,
-        document_id=edoc.document_id,
-        code=code,
-        timestamp=now or datetime.now(UTC),
+    """A status that recipient ``sender`` reports on ``edoc`` (for 13: its sender to its
+    first recipient)."""
+    addressee = edoc.recipient_ids[0] if StatusCode(code).from_sender else edoc.sender.organ_id
+    return Status.about(
+        organization(sender),
+        edoc.document_id,
+        code,
+        now or datetime.now(UTC),
+        addressee=addressee,
         description=description,
         staff=StaffInfo(department="Văn phòng", staff="Nguyễn Thị Lan", email="vanthu@example.vn"),
-        document_sender=edoc.sender.organ_id,
+        response_for=ResponseFor.of(edoc),
     )

@@ -1,4 +1,10 @@
-"""The processing status (PROTOCOL section 3.2) as typed objects, to and from XML."""
+"""The processing status (EDXML.md section 2) as typed objects, to and from XML.
+
+A status is an ``edXML`` envelope whose MessageHeader holds From, ResponseFor,
+StaffInfo, StatusCode, Description and Timestamp, in any order; no To, no
+TraceHeaderList, no body. ``ResponseFor/OrganId`` is the agency the status is
+addressed to and ``ResponseFor/DocumentId`` the document it is about.
+"""
 
 from __future__ import annotations
 
@@ -12,110 +18,148 @@ from axis.rejections import SchemaInvalid
 from schemas._common import (
     EDXML_NS,
     EDXML_NSMAP,
-    Fields,
     Writer,
-    format_datetime,
-    parse_datetime,
+    format_timestamp,
+    parse_timestamp,
     root_of,
 )
-from schemas.ids import DocumentId
+from schemas.edoc import (
+    EDOC_TAG,
+    Organization,
+    ResponseFor,
+    StaffInfo,
+    message_header,
+    read_organization,
+    read_response_for,
+    read_staff,
+    write_organization,
+    write_response_for,
+    write_staff,
+)
 from schemas.validate import expect_kind
 from schemas.xml import DEFAULT_MAX_BYTES
-
-STATUS_TAG = f"{{{EDXML_NS}}}Status"
 
 _w = Writer(EDXML_NS)
 
 
 class StatusCode(StrEnum):
-    """``StatusCode``: where the recipient is with a document."""
+    """``StatusCode``: where the recipient is with a document (EDXML.md 2)."""
 
     ARRIVED = "01"
-    REJECTED = "02"
+    REFUSED = "02"
     ACCEPTED = "03"
     AWAITING_ASSIGNMENT = "04"
-    ASSIGNED = "05"
+    BEING_PROCESSED = "05"
     COMPLETED = "06"
     RECALL_REQUESTED = "13"
     RECALL_AGREED = "15"
     RECALL_REFUSED = "16"
 
-
-@dataclass(frozen=True)
-class StaffInfo:
-    """``StaffInfo``: who at the recipient handles the document."""
-
-    department: str | None = None
-    staff: str | None = None
-    mobile: str | None = None
-    email: str | None = None
+    @property
+    def from_sender(self) -> bool:
+        """Whether the document's sender sends this code (13) rather than a recipient."""
+        return self is StatusCode.RECALL_REQUESTED
 
 
 @dataclass(frozen=True)
 class Status:
-    """A status that recipient ``sender`` reports on document ``document_id``.
+    """A status ``sender`` sends about the document ``response_for`` names.
 
-    ``document_sender`` (``ResponseFor/OrganId``) is the agency that issued the
-    document; left empty, it is taken from the DocumentId.
+    For codes 01–06, 15 and 16 the sender is a recipient of the document and
+    ``response_for.organ_id`` its sender; for 13 it is the other way round.
     """
 
-    sender: str
-    document_id: str
+    sender: Organization
+    response_for: ResponseFor
     code: StatusCode
     timestamp: datetime
     description: str | None = None
     staff: StaffInfo | None = None
-    document_sender: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", StatusCode(self.code))
-        if not self.document_sender:
-            object.__setattr__(self, "document_sender", DocumentId.parse(self.document_id).organ_id)
+        # The wire carries whole seconds (yyyy/MM/dd HH:mm:ss).
+        object.__setattr__(self, "timestamp", self.timestamp.replace(microsecond=0))
+        if isinstance(self.sender, str):
+            object.__setattr__(self, "sender", Organization(self.sender))
+        if not self.response_for.organ_id or not self.response_for.document_id:
+            raise ValueError("a status names its addressee and document in ResponseFor")
+
+    @classmethod
+    def about(
+        cls,
+        sender: str | Organization,
+        document_id: str,
+        code: StatusCode | str,
+        timestamp: datetime,
+        *,
+        addressee: str,
+        description: str | None = None,
+        staff: StaffInfo | None = None,
+        response_for: ResponseFor | None = None,
+    ) -> Status:
+        """A status on ``document_id`` addressed to ``addressee`` (ResponseFor built from them).
+
+        ``response_for`` gives the full reference (Code, PromulgationDate) when the
+        caller has the document; its OrganId is replaced by ``addressee``.
+        """
+        if response_for is None:
+            try:
+                response_for = ResponseFor.from_document_id(document_id, addressee)
+            except ValueError:
+                response_for = ResponseFor(addressee, None, None, document_id)
+        ref = ResponseFor(addressee, response_for.code, response_for.promulgation_date, document_id)
+        org = sender if isinstance(sender, Organization) else Organization(sender)
+        return cls(org, ref, StatusCode(code), timestamp, description, staff)
+
+    @property
+    def sender_id(self) -> str:
+        """``From/OrganId``."""
+        return self.sender.organ_id
+
+    @property
+    def document_id(self) -> str:
+        """The DocumentId the status is about."""
+        return self.response_for.document_id or ""
+
+    @property
+    def addressee(self) -> str:
+        """``ResponseFor/OrganId``: the agency the status goes to."""
+        return self.response_for.organ_id or ""
+
+    @property
+    def document_sender(self) -> str:
+        """Who sent the document: the addressee, or for a 13 the status's own sender."""
+        return self.sender_id if self.code.from_sender else self.addressee
 
 
 def build_status(status: Status) -> etree._Element:
-    """The unsigned ``Status`` element for ``status``."""
-    root = etree.Element(STATUS_TAG, nsmap=EDXML_NSMAP)
-    response_for = _w.sub(root, "ResponseFor")
-    _w.sub(response_for, "OrganId", status.document_sender)
-    _w.sub(response_for, "DocumentId", status.document_id)
-    _w.sub(_w.sub(root, "From"), "OrganId", status.sender)
-    _w.sub(root, "StatusCode", status.code.value)
-    _w.opt(root, "Description", status.description)
-    _w.sub(root, "Timestamp", format_datetime(status.timestamp))
+    """The unsigned ``edXML`` envelope of ``status``."""
+    root = etree.Element(EDOC_TAG, nsmap=EDXML_NSMAP)
+    header = _w.sub(_w.sub(root, "edXMLEnvelope"), "edXMLHeader")
+    mh = _w.sub(header, "MessageHeader")
+    write_organization(mh, "From", status.sender)
+    write_response_for(mh, status.response_for)
     if status.staff is not None:
-        staff = _w.sub(root, "StaffInfo")
-        _w.opt(staff, "Department", status.staff.department)
-        _w.opt(staff, "Staff", status.staff.staff)
-        _w.opt(staff, "Mobile", status.staff.mobile)
-        _w.opt(staff, "Email", status.staff.email)
+        write_staff(mh, status.staff)
+    _w.sub(mh, "StatusCode", status.code.value)
+    _w.opt(mh, "Description", status.description)
+    _w.sub(mh, "Timestamp", format_timestamp(status.timestamp))
     return root
 
 
 def read_status(root: etree._Element) -> Status:
-    """The :class:`Status` of a ``Status`` element (no schema check here)."""
-    if root.tag != STATUS_TAG:
-        raise SchemaInvalid(f"expected a Status root, found {root.tag!r}")
-    top = Fields(root, EDXML_NS)
-    response_for = Fields(top.child("ResponseFor"), EDXML_NS)
-    staff_el = top.opt_child("StaffInfo")
-    staff = None
-    if staff_el is not None:
-        f = Fields(staff_el, EDXML_NS)
-        staff = StaffInfo(
-            department=f.opt_text("Department"),
-            staff=f.opt_text("Staff"),
-            mobile=f.opt_text("Mobile"),
-            email=f.opt_text("Email"),
-        )
+    """The :class:`Status` of an ``edXML`` status envelope (no schema check here)."""
+    mh = message_header(root)
+    if mh.opt_child("StatusCode") is None:
+        raise SchemaInvalid("the envelope is a document, not a status (it has no StatusCode)")
     return Status(
-        sender=Fields(top.child("From"), EDXML_NS).text("OrganId"),
-        document_id=response_for.text("DocumentId"),
-        code=StatusCode(top.text("StatusCode")),
-        timestamp=parse_datetime(top.text("Timestamp")),
-        description=top.opt_text("Description"),
-        staff=staff,
-        document_sender=response_for.text("OrganId"),
+        sender=read_organization(mh.child("From")),
+        response_for=read_response_for(mh.child("ResponseFor")),
+        code=StatusCode(mh.text("StatusCode").strip()),
+        timestamp=parse_timestamp(mh.text("Timestamp")),
+        description=mh.opt_text("Description"),
+        staff=read_staff(mh.opt_child("StaffInfo")),
     )
 
 

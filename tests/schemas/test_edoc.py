@@ -7,7 +7,7 @@ import dataclasses
 import os
 import time
 import unicodedata
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from lxml import etree
@@ -20,9 +20,13 @@ from schemas import (
     Edoc,
     Organization,
     Priority,
+    Receiver,
     Reference,
+    Replacement,
     ResponseFor,
+    StaffInfo,
     TraceHeader,
+    UpdateInfo,
     parse_edoc,
     to_bytes,
     to_element,
@@ -121,7 +125,7 @@ def test_response_for_round_trips_and_can_be_made_from_a_document(full_edoc: Edo
     )
 
 
-def test_revoke_with_replacement_info_round_trips() -> None:
+def test_revoke_naming_its_target_round_trips() -> None:
     original = "000.00.00.G22,2026/11/20,101/VPCP-KSTT"
     revoke = minimal(
         number="102",
@@ -130,18 +134,46 @@ def test_revoke_with_replacement_info_round_trips() -> None:
     parsed = parse_edoc(to_bytes(revoke))
     assert parsed.business == revoke.business
     assert parsed.business.doc_type is BusinessDocType.REVOKE
-    assert parsed.business.replacement_info == original
+    assert parsed.targets == (original,)
 
 
-@pytest.mark.parametrize("doc_type", [1, 2, 3])
-def test_revoke_update_replace_without_replacement_info_are_refused(doc_type: int) -> None:
-    with pytest.raises(ValueError, match="ReplacementInfo"):
-        Business(BusinessDocType(doc_type))
+def test_a_revoke_without_bussiness_document_id_targets_its_own_document_id() -> None:
+    revoke = minimal(business=Business(BusinessDocType.REVOKE, "Thu hồi"))
+    assert parse_edoc(to_bytes(revoke)).targets == (revoke.document_id,)
 
 
-def test_new_document_with_replacement_info_is_refused() -> None:
-    with pytest.raises(ValueError, match="ReplacementInfo"):
-        Business(BusinessDocType.NEW, None, "000.00.00.G22,2026/11/20,101/VPCP-KSTT")
+def test_update_and_replacement_round_trip_with_their_lists() -> None:
+    original = "000.00.00.G22,2026/11/20,101/VPCP-KSTT"
+    update = Business(
+        BusinessDocType.UPDATE,
+        "Cập nhật nơi nhận",
+        original,
+        paper=False,
+        update=UpdateInfo(True, True, [Receiver("000.00.00.H29", 1)]),
+        staff=StaffInfo("Văn phòng", "Nguyễn Văn Bình", "0912345678", "vt@chinhphu.vn"),
+    )
+    replace = Business(
+        BusinessDocType.REPLACE,
+        "Thay thế",
+        replacements=[Replacement(original, ["000.00.00.H41"]), Replacement("uuid-2")],
+    )
+    for business in (update, replace):
+        edoc = minimal(number="103", business=business)
+        assert parse_edoc(to_bytes(edoc)) == edoc
+    assert minimal(business=replace).targets == (original, "uuid-2")
+
+
+def test_an_update_or_replacement_naming_nothing_is_refused() -> None:
+    with pytest.raises(ValueError, match="names its target"):
+        Business(BusinessDocType.UPDATE)
+    with pytest.raises(ValueError, match="names what it replaces"):
+        Business(BusinessDocType.REPLACE)
+
+
+def test_a_new_document_may_carry_an_unrelated_bussiness_document_id() -> None:
+    """The national SDK's builder fills it for new documents too; it targets nothing."""
+    edoc = minimal(business=Business(BusinessDocType.NEW, None, "000.00.00.G22,2015/09/30,1/X"))
+    assert parse_edoc(to_bytes(edoc)).targets == ()
 
 
 def test_document_id_is_derived_from_sender_date_number_and_notation() -> None:
@@ -172,19 +204,20 @@ def test_built_documents_validate(full_edoc: Edoc) -> None:
     assert validate(parse(to_bytes(minimal()))) == "edoc"
 
 
-def test_trace_timestamps_are_written_in_utc_and_read_back_as_aware_utc() -> None:
-    hanoi = timezone(timedelta(hours=7))
-    edoc = minimal(trace=[TraceHeader("000.00.00.G22", datetime(2026, 11, 20, 8, 0, tzinfo=hanoi))])
+def test_trace_timestamps_are_written_in_vietnamese_time_and_read_back_as_the_same_moment() -> None:
+    edoc = minimal(
+        trace=[TraceHeader("000.00.00.G22", datetime(2026, 11, 20, 1, 0, 7, tzinfo=UTC))]
+    )
     data = to_bytes(edoc)
-    assert b"2026-11-20T01:00:00.000000Z" in data
+    assert b"<edXML:Timestamp>2026/11/20 08:00:07</edXML:Timestamp>" in data
     stamp = parse_edoc(data).trace[0].timestamp
-    assert stamp.tzinfo is UTC and stamp == datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    assert stamp.utcoffset() == timedelta(hours=7)
+    assert stamp == datetime(2026, 11, 20, 1, 0, 7, tzinfo=UTC)
 
 
-def test_timestamps_with_an_offset_are_read_as_utc() -> None:
-    data = to_bytes(minimal(trace=[TraceHeader("000.00.00.G22", datetime(2026, 1, 1, tzinfo=UTC))]))
-    data = data.replace(b"2026-01-01T00:00:00.000000Z", b"2026-01-01T07:00:00+07:00")
-    assert parse_edoc(data).trace[0].timestamp == datetime(2026, 1, 1, tzinfo=UTC)
+def test_dates_are_written_yyyy_mm_dd_with_slashes() -> None:
+    data = to_bytes(minimal(due_date=date(2026, 12, 1)))
+    assert b"<edXML:PromulgationDate>2026/11/20<" in data and b"<edXML:DueDate>2026/12/01<" in data
 
 
 def test_a_naive_datetime_cannot_be_serialized() -> None:
@@ -218,7 +251,7 @@ def test_header_only_parse_does_not_decode_attachments(
 
 def test_header_only_parse_ignores_undecodable_attachment_content(full_edoc: Edoc) -> None:
     root = parse(to_bytes(full_edoc))
-    for value in root.iter(q("Value")):
+    for value in root.iter(q("ContentTransferEncoded")):
         value.text = "%%% not base64 %%%"
     parsed = parse_edoc(root, with_attachments=False, check_schema=False)
     assert parsed.document_id == full_edoc.document_id
@@ -230,7 +263,7 @@ def test_base64_wrapped_in_lines_is_accepted() -> None:
     data = os.urandom(300)
     edoc = minimal(attachments=[Attachment("a", "application/pdf", "a.pdf", data)])
     root = parse(to_bytes(edoc))
-    value = next(root.iter(q("Value")))
+    value = next(root.iter(q("ContentTransferEncoded")))
     encoded = base64.encodebytes(data).decode("ascii")
     assert "\n" in encoded
     value.text = encoded
@@ -260,7 +293,14 @@ def test_a_processing_instruction_inside_subject_does_not_hide_text() -> None:
 def test_parse_edoc_of_a_status_is_schema_invalid() -> None:
     from schemas import Status, StatusCode
 
-    status = Status("000.00.00.H41", minimal().document_id, StatusCode.ARRIVED, datetime.now(UTC))
+    doc = minimal()
+    status = Status.about(
+        "000.00.00.H41",
+        doc.document_id,
+        StatusCode.ARRIVED,
+        datetime.now(UTC),
+        addressee="000.00.00.G22",
+    )
     with pytest.raises(SchemaInvalid, match="expected edoc, found status"):
         parse_edoc(to_bytes(status))
 

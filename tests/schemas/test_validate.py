@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 from lxml import etree
@@ -16,6 +15,7 @@ from schemas import (
     Business,
     BusinessDocType,
     Edoc,
+    Replacement,
     ResponseFor,
     Status,
     StatusCode,
@@ -30,6 +30,7 @@ NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 NOW = datetime(2026, 11, 20, 1, 2, 3, 4, tzinfo=UTC)
 DOC_ID = "000.00.00.G22,2026/11/20,101/VPCP-KSTT"
+G22 = "000.00.00.G22"
 
 
 def q(name: str) -> str:
@@ -60,7 +61,7 @@ def header(root: etree._Element) -> etree._Element:
 
 
 def test_every_built_kind_validates_and_is_named(full_edoc: Edoc) -> None:
-    status = Status("000.00.00.H41", DOC_ID, StatusCode.ARRIVED, NOW)
+    status = Status.about("000.00.00.H41", DOC_ID, StatusCode.ARRIVED, NOW, addressee=G22)
     receipt = AxisReceipt("r-1", "m-1", "edoc", "000.00.00.G22", "a" * 64, NOW, 1, "b" * 64)
     rejection = AxisRejection("r-2", "MALFORMED", "not XML", NOW, 2, "c" * 64)
     assert validate(to_element(full_edoc)) == "edoc"
@@ -105,7 +106,7 @@ def test_missing_subject_is_schema_invalid_naming_line_and_element(full_edoc: Ed
         validate(mutated(full_edoc, drop_subject))
     assert caught.value.code == "SCHEMA_INVALID"
     assert caught.value.reason.startswith("line 2: ")
-    assert "edXML:" in caught.value.reason and "Subject" in caught.value.reason
+    assert "MessageHeader" in caught.value.reason and "Subject" in caught.value.reason
     assert "{http" not in caught.value.reason
 
 
@@ -153,15 +154,11 @@ def test_the_same_recipient_twice_is_schema_invalid() -> None:
 
 @pytest.mark.parametrize(
     "document_id",
-    [
-        "000.00.00.G22,2026-11-20,101/VPCP-KSTT",
-        "000.00.00.G22,2026/13/20,101/VPCP-KSTT",
-        "000.00.00.G22,2026/11/20,101",
-        "000.00.00.G22;2026/11/20;101/VPCP-KSTT",
-        "000.00.00.G22,2026/11/20,101/VPCP KSTT",
-    ],
+    ["", "000.00.00.G22,2026/11/20,101/VPCP KSTT", "x" * 201, "tab\there"],
 )
-def test_a_bad_document_id_is_schema_invalid(full_edoc: Edoc, document_id: str) -> None:
+def test_a_document_id_with_spaces_or_too_long_is_schema_invalid(
+    full_edoc: Edoc, document_id: str
+) -> None:
     def change(root: etree._Element) -> None:
         first(root, "DocumentId").text = document_id
 
@@ -169,44 +166,45 @@ def test_a_bad_document_id_is_schema_invalid(full_edoc: Edoc, document_id: str) 
         validate(mutated(full_edoc, change))
 
 
-def test_a_document_id_of_another_agency_is_schema_invalid(full_edoc: Edoc) -> None:
+@pytest.mark.parametrize(
+    "document_id",
+    [
+        "000.00.00.G22,2026-11-20,101/VPCP-KSTT",
+        "3f2b8c1e-6d4a-4f7e-9b1a-2c5d8e9f0a1b",
+        "000.00.00.H41,2026/11/20,101/VPCP-KSTT",
+        "000.00.00.G22,2026/11/21,102/VPCP-KSTT",
+    ],
+)
+def test_an_opaque_or_foreign_document_id_is_valid(full_edoc: Edoc, document_id: str) -> None:
+    """EDXML.md 1.1: a DocumentId may be opaque, and its OrganId is not always the sender's."""
+
     def change(root: etree._Element) -> None:
-        first(root, "DocumentId").text = "000.00.00.H41,2026/11/20,101/VPCP-KSTT"
+        first(root, "DocumentId").text = document_id
 
-    with pytest.raises(SchemaInvalid, match="From/OrganId"):
-        validate(mutated(full_edoc, change))
+    assert validate(mutated(full_edoc, change)) == "edoc"
 
 
-def test_a_document_id_disagreeing_with_the_date_or_code_is_schema_invalid(
-    full_edoc: Edoc,
+@pytest.mark.parametrize("text", ["2026/02/31", "2026-11-20", "20/11/2026", "2026/11/2"])
+def test_a_promulgation_date_not_yyyy_mm_dd_or_not_in_the_calendar_is_schema_invalid(
+    full_edoc: Edoc, text: str
 ) -> None:
-    def other_date(root: etree._Element) -> None:
-        first(root, "DocumentId").text = "000.00.00.G22,2026/11/21,101/VPCP-KSTT"
-
-    def other_number(root: etree._Element) -> None:
-        first(root, "DocumentId").text = "000.00.00.G22,2026/11/20,102/VPCP-KSTT"
+    def change(root: etree._Element) -> None:
+        first(root, "PromulgationDate").text = text
 
     with pytest.raises(SchemaInvalid, match="PromulgationDate"):
-        validate(mutated(full_edoc, other_date))
-    with pytest.raises(SchemaInvalid, match="Code"):
-        validate(mutated(full_edoc, other_number))
-
-
-def test_an_impossible_calendar_date_in_document_id_is_schema_invalid(full_edoc: Edoc) -> None:
-    def change(root: etree._Element) -> None:
-        first(root, "DocumentId").text = "000.00.00.G22,2026/02/31,101/VPCP-KSTT"
-
-    with pytest.raises(SchemaInvalid, match="date"):
         validate(mutated(full_edoc, change))
 
 
-def test_a_reply_whose_parts_disagree_with_its_document_id_is_schema_invalid() -> None:
-    reply = ResponseFor(
-        "000.00.00.H41", "56/UBND-VX", date(2026, 11, 1), "000.00.00.H41,2026/11/01,55/UBND-VX"
-    )
+def test_a_reply_with_some_but_not_all_of_its_parts_is_schema_invalid() -> None:
+    reply = ResponseFor("000.00.00.H41", None, None, "000.00.00.H41,2026/11/01,55/UBND-VX")
     edoc = sample_edoc("000.00.00.G22", ["000.00.00.H41"], response_for=[reply])
-    with pytest.raises(SchemaInvalid, match="ResponseFor"):
+    with pytest.raises(SchemaInvalid, match="ResponseFor has no Code, PromulgationDate"):
         validate(to_element(edoc))
+
+
+def test_an_empty_reply_is_valid() -> None:
+    edoc = sample_edoc("000.00.00.G22", ["000.00.00.H41"], response_for=[ResponseFor()])
+    assert validate(to_element(edoc)) == "edoc"
 
 
 @pytest.mark.parametrize("priority", ["7", "-1", "01", "1.0", ""])
@@ -229,15 +227,32 @@ def test_enumerated_integers_out_of_range_are_schema_invalid(
         validate(mutated(full_edoc, change))
 
 
-def test_a_revoke_without_replacement_info_is_schema_invalid(full_edoc: Edoc) -> None:
+def test_an_update_that_names_no_document_is_schema_invalid(full_edoc: Edoc) -> None:
     def change(root: etree._Element) -> None:
-        first(root, "BussinessDocType").text = "1"
+        first(root, "BussinessDocType").text = "2"
+
+    with pytest.raises(SchemaInvalid, match="Bussiness/DocumentId"):
+        validate(mutated(full_edoc, change))
+
+
+def test_a_replacement_that_names_no_document_is_schema_invalid(full_edoc: Edoc) -> None:
+    def change(root: etree._Element) -> None:
+        first(root, "BussinessDocType").text = "3"
 
     with pytest.raises(SchemaInvalid, match="ReplacementInfo"):
         validate(mutated(full_edoc, change))
 
 
-def test_a_new_document_with_replacement_info_is_schema_invalid(full_edoc: Edoc) -> None:
+def test_a_revoke_naming_no_document_is_valid_it_revokes_its_own_document_id(
+    full_edoc: Edoc,
+) -> None:
+    def change(root: etree._Element) -> None:
+        first(root, "BussinessDocType").text = "1"
+
+    assert validate(mutated(full_edoc, change)) == "edoc"
+
+
+def test_an_element_outside_edxml_md_in_bussiness_is_schema_invalid(full_edoc: Edoc) -> None:
     def change(root: etree._Element) -> None:
         extra = etree.SubElement(first(root, "Bussiness"), q("ReplacementInfo"))
         extra.text = "000.00.00.G22,2026/11/01,1/VPCP-KSTT"
@@ -246,15 +261,16 @@ def test_a_new_document_with_replacement_info_is_schema_invalid(full_edoc: Edoc)
         validate(mutated(full_edoc, change))
 
 
-def test_a_revoke_built_with_the_api_validates() -> None:
-    business = Business(BusinessDocType.REPLACE, "Thay thế", DOC_ID)
+def test_a_replacement_built_with_the_api_validates() -> None:
+    business = Business(BusinessDocType.REPLACE, "Thay thế", replacements=[Replacement(DOC_ID)])
     edoc = sample_edoc("000.00.00.G22", ["@provinces"], business=business)
     assert validate(to_element(edoc)) == "edoc"
 
 
-def test_a_timestamp_without_offset_is_schema_invalid(full_edoc: Edoc) -> None:
+@pytest.mark.parametrize("text", ["2026-11-20T08:00:00+07:00", "2026/11/20 08:00", "2026/11/20"])
+def test_a_timestamp_not_yyyy_mm_dd_hh_mm_ss_is_schema_invalid(full_edoc: Edoc, text: str) -> None:
     def change(root: etree._Element) -> None:
-        first(root, "Timestamp").text = "2026-11-20T08:00:00"
+        first(root, "Timestamp").text = text
 
     with pytest.raises(SchemaInvalid, match="Timestamp"):
         validate(mutated(full_edoc, change))
@@ -319,40 +335,37 @@ def test_an_attachment_name_with_a_path_or_control_character_is_schema_invalid(
         validate(mutated(full_edoc, change))
 
 
+def a_status(code: StatusCode = StatusCode.ACCEPTED) -> Status:
+    return Status.about("000.00.00.H41", DOC_ID, code, NOW, addressee=G22)
+
+
 def test_status_code_99_is_schema_invalid() -> None:
-    root = to_element(Status("000.00.00.H41", DOC_ID, StatusCode.ACCEPTED, NOW))
+    root = to_element(a_status())
     first(root, "StatusCode").text = "99"
     with pytest.raises(SchemaInvalid, match="StatusCode"):
         validate(root)
 
 
-def test_a_status_whose_response_for_organ_is_not_the_document_sender_is_invalid() -> None:
-    root = to_element(Status("000.00.00.H41", DOC_ID, StatusCode.ACCEPTED, NOW))
-    first(first(root, "ResponseFor"), "OrganId").text = "000.00.00.H29"
-    with pytest.raises(SchemaInvalid, match="ResponseFor/OrganId"):
+def test_a_status_without_response_for_document_id_is_schema_invalid() -> None:
+    root = to_element(a_status())
+    reference = first(root, "ResponseFor")
+    reference.remove(first(reference, "DocumentId"))
+    with pytest.raises(SchemaInvalid, match="ResponseFor has no DocumentId"):
+        validate(root)
+
+
+def test_a_status_with_a_to_is_a_document_and_invalid_as_one() -> None:
+    root = to_element(a_status())
+    to = etree.SubElement(first(root, "MessageHeader"), q("To"))
+    etree.SubElement(to, q("OrganId")).text = G22
+    with pytest.raises(SchemaInvalid, match="StatusCode is not part of a document"):
         validate(root)
 
 
 def test_a_signed_status_validates_and_a_second_signature_does_not() -> None:
-    root = to_element(Status("000.00.00.H41", DOC_ID, StatusCode.ACCEPTED, NOW))
-    root.append(signature())
+    root = to_element(a_status())
+    header(root).append(signature())
     assert validate(root) == "status"
-    root.append(signature())
+    header(root).append(signature())
     with pytest.raises(SchemaInvalid):
         validate(root)
-
-
-def test_validation_of_an_8_kb_document_is_fast() -> None:
-    import random
-
-    root = parse(
-        to_bytes(sample_edoc("000.00.00.G22", ["000.00.00.H41"], size=8192, rng=random.Random(1)))
-    )
-    validate(root)
-    rounds = 200
-    started = time.perf_counter()
-    for _ in range(rounds):
-        validate(root)
-    per_call = (time.perf_counter() - started) / rounds
-    # Typically ~50 µs; the bound leaves room for slow, shared CI machines.
-    assert per_call < 0.002

@@ -1,0 +1,217 @@
+"""What XSD 1.0 cannot say about an edXML envelope, checked in one pass after the schema.
+
+``edxml.xsd`` checks every element's content and every value's format, but it
+declares ``MessageHeader``, ``From``/``To`` and ``TraceHeaderList`` as a repeated
+choice, because real senders order their children differently (EDXML.md 1.1, 1.2)
+and XSD 1.0 has no "any order, each at most so often" for content that also
+repeats. This module counts those children against EDXML.md's cardinalities, tells
+a document from a status (a status has no ``To``), checks that dates are days of
+the calendar, and that a revoke, update or replace names what it acts on.
+
+Every refusal is :class:`SchemaInvalid` naming the element and its line, like the
+schema's own errors.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from lxml import etree
+
+from axis.rejections import SchemaInvalid
+from schemas._common import EDXML_NS
+
+_Q = f"{{{EDXML_NS}}}"
+_CUT = len(_Q)
+
+ONCE = (1, 1)
+OPTIONAL = (0, 1)
+MANY = (1, None)
+ANY = (0, None)
+
+DOCUMENT_HEADER: dict[str, tuple[int, int | None]] = {
+    "From": ONCE,
+    "To": MANY,
+    "DocumentId": ONCE,
+    "Code": ONCE,
+    "PromulgationInfo": ONCE,
+    "DocumentType": ONCE,
+    "Subject": ONCE,
+    "Content": OPTIONAL,
+    "SignerInfo": OPTIONAL,
+    "DueDate": OPTIONAL,
+    "OtherInfo": OPTIONAL,
+    "ResponseFor": ANY,
+    "SteeringType": ONCE,
+    "ToPlaces": OPTIONAL,
+}
+"""EDXML.md 1.1: the children of a document's MessageHeader, in any order."""
+
+STATUS_HEADER: dict[str, tuple[int, int | None]] = {
+    "From": ONCE,
+    "ResponseFor": ONCE,
+    "StaffInfo": OPTIONAL,
+    "StatusCode": ONCE,
+    "Description": OPTIONAL,
+    "Timestamp": ONCE,
+}
+"""EDXML.md 2: the children of a status's MessageHeader, in any order."""
+
+_RESPONSE_FOR = ("OrganId", "Code", "PromulgationDate", "DocumentId")
+_ORGAN_DETAILS = (
+    "OrganizationInCharge",
+    "OrganName",
+    "OrganAdd",
+    "Email",
+    "Telephone",
+    "Fax",
+    "Website",
+)
+
+
+def _where(element: etree._Element) -> str:
+    return f"line {element.sourceline}: {etree.QName(element).localname}"
+
+
+def _children(element: etree._Element) -> dict[str, list[etree._Element]]:
+    found: dict[str, list[etree._Element]] = {}
+    for child in element:
+        tag = child.tag
+        if isinstance(tag, str) and tag.startswith(_Q):
+            found.setdefault(tag[_CUT:], []).append(child)
+    return found
+
+
+def _count(
+    parent: etree._Element,
+    found: dict[str, list[etree._Element]],
+    rules: dict[str, tuple[int, int | None]],
+    what: str,
+) -> None:
+    for name, elements in found.items():
+        if name not in rules:
+            raise SchemaInvalid(f"{_where(elements[0])} is not part of {what}")
+    for name, (least, most) in rules.items():
+        elements = found.get(name, [])
+        if len(elements) < least:
+            raise SchemaInvalid(f"line {parent.sourceline}: {what} has no {name}")
+        if most is not None and len(elements) > most:
+            times = "once" if most == 1 else f"{most} times"
+            raise SchemaInvalid(f"{_where(elements[most])} may appear only {times} in {what}")
+
+
+def _calendar(element: etree._Element | None) -> None:
+    """A ``yyyy/MM/dd`` (or timestamp) the schema let through must be a real day."""
+    if element is None:
+        return
+    text = (element.text or "").strip()
+    try:
+        date(int(text[:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:
+        raise SchemaInvalid(f"{_where(element)} {text!r} is not a day of the calendar") from None
+
+
+def _organ_details(element: etree._Element) -> None:
+    found = _children(element)
+    for name in _ORGAN_DETAILS:
+        extra = found.get(name, [])
+        if len(extra) > 1:
+            raise SchemaInvalid(f"{_where(extra[1])} may appear only once in {_where(element)}")
+
+
+def _response_for(element: etree._Element, *, required: bool) -> None:
+    found = _children(element)
+    if not found and not required:
+        return
+    missing = [name for name in _RESPONSE_FOR if name not in found]
+    if missing:
+        raise SchemaInvalid(f"{_where(element)} has no {', '.join(missing)}")
+    _calendar(found["PromulgationDate"][0])
+
+
+def _first(found: dict[str, list[etree._Element]], name: str) -> etree._Element | None:
+    elements = found.get(name)
+    return elements[0] if elements else None
+
+
+def check(root: etree._Element) -> str:
+    """Check a schema-valid ``edXML`` root's structure; return ``"edoc"`` or ``"status"``.
+
+    Raises :class:`SchemaInvalid` naming the element and line at fault.
+    """
+    envelope = _children(root)["edXMLEnvelope"][0]
+    parts = _children(envelope)
+    header = parts["edXMLHeader"][0]
+    header_parts = _children(header)
+    message_header = header_parts["MessageHeader"][0]
+    fields = _children(message_header)
+    if "To" not in fields and "StatusCode" not in fields:
+        raise SchemaInvalid(
+            f"{_where(message_header)} has neither To (a document) nor StatusCode (a status)"
+        )
+    if "To" in fields:
+        _count(message_header, fields, DOCUMENT_HEADER, "a document's MessageHeader")
+        if "TraceHeaderList" not in header_parts:
+            raise SchemaInvalid(f"{_where(header)} of a document has no TraceHeaderList")
+        if "edXMLBody" not in parts:
+            raise SchemaInvalid(f"{_where(envelope)} of a document has no edXMLBody")
+        for organization in (*fields["From"], *fields["To"]):
+            _organ_details(organization)
+        for reply in fields.get("ResponseFor", ()):
+            _response_for(reply, required=False)
+        _calendar(_children(fields["PromulgationInfo"][0])["PromulgationDate"][0])
+        _calendar(_first(fields, "DueDate"))
+        _check_trace(header_parts["TraceHeaderList"][0])
+        return "edoc"
+    _count(message_header, fields, STATUS_HEADER, "a status's MessageHeader")
+    for name, where in (("TraceHeaderList", header_parts), ("edXMLBody", parts)):
+        if name in where:
+            raise SchemaInvalid(f"{_where(where[name][0])} is not part of a status")
+    if "AttachmentEncoded" in _children(root):
+        raise SchemaInvalid(
+            f"{_where(_children(root)['AttachmentEncoded'][0])} is not part of a status"
+        )
+    _organ_details(fields["From"][0])
+    _response_for(fields["ResponseFor"][0], required=True)
+    _calendar(fields["Timestamp"][0])
+    return "status"
+
+
+def _check_trace(trace: etree._Element) -> None:
+    found = _children(trace)
+    businesses = found.get("Bussiness", [])
+    if len(businesses) > 1:
+        raise SchemaInvalid(f"{_where(businesses[1])} may appear only once in TraceHeaderList")
+    for hop in found.get("TraceHeader", ()):
+        _calendar(_children(hop)["Timestamp"][0])
+    if not businesses:
+        return
+    business = _children(businesses[0])
+    doc_type = (business["BussinessDocType"][0].text or "").strip()
+    if doc_type == "2" and "DocumentId" not in business:
+        raise SchemaInvalid(
+            f"{_where(businesses[0])}: an update (BussinessDocType 2) names the document it "
+            "updates in Bussiness/DocumentId"
+        )
+    if doc_type == "3":
+        replacements = _first(business, "ReplacementInfoList")
+        if replacements is None or not _children(replacements).get("ReplacementInfo"):
+            raise SchemaInvalid(
+                f"{_where(businesses[0])}: a replacement (BussinessDocType 3) names the documents "
+                "it replaces in ReplacementInfoList/ReplacementInfo"
+            )
+
+
+def envelope_kind(root: etree._Element) -> str | None:
+    """``"edoc"`` or ``"status"`` by the MessageHeader alone (a status has no ``To``), without
+    checking anything else; None when ``root`` is no edXML envelope or says neither."""
+    if root.tag != f"{_Q}edXML":
+        return None
+    for envelope in root.iterchildren(f"{_Q}edXMLEnvelope"):
+        for header in envelope.iterchildren(f"{_Q}edXMLHeader"):
+            for message_header in header.iterchildren(f"{_Q}MessageHeader"):
+                fields = _children(message_header)
+                if "To" in fields:
+                    return "edoc"
+                return "status" if "StatusCode" in fields else None
+    return None
