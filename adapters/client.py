@@ -57,6 +57,7 @@ from adapters.seen import SeenSet
 from axis.broker.topology import SUBMIT_EXCHANGE, inbox_queue, validate_agency_code
 from axis.deliver import RECEIPT_ID, RECEIVED_AT, SENDER
 from axis.rejections import Rejection, SchemaInvalid, SenderMismatch
+from schemas.structure import envelope_kind
 from schemas.xml import DEFAULT_MAX_BYTES, parse
 from signing import Signer, TrustStore, VerifiedSignature, Verifier
 from signing.pki import PrivateKey, fingerprint, load_certificates, load_key
@@ -70,12 +71,10 @@ PathLike = str | os.PathLike[str]
 Kind = Literal["edoc", "status"]
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
-_EDXML_ROOT = f"{{{EDXML_NS}}}edXML"
-_STATUS_ROOT = f"{{{EDXML_NS}}}Status"
 _SIGNATURE = ds("Signature")
 _DOCUMENT_ID = etree.XPath(
     "e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:DocumentId/text()"
-    " | e:ResponseFor/e:DocumentId/text()",
+    " | e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:ResponseFor/e:DocumentId/text()",
     namespaces={"e": EDXML_NS},
 )
 
@@ -498,23 +497,38 @@ class AgencyClient:
         code: schemas.StatusCode | str,
         description: str | None = None,
         *,
-        document_sender: str | None = None,
+        to: str | None = None,
+        document: schemas.Edoc | None = None,
         staff: schemas.StaffInfo | None = None,
         wait: bool | float = True,
     ) -> SendResult:
-        """Report a processing status (PROTOCOL 3.2) on a document this agency received.
+        """Report a status (EDXML.md 2) on a document, as an edXML status envelope.
 
-        ``document_sender`` defaults to the agency in the DocumentId. Waits and
-        raises like :meth:`send`.
+        ``to`` is the agency the status is for (``ResponseFor/OrganId``): the
+        document's sender for codes 01–06, 15 and 16, one of its recipients for 13.
+        With ``document`` (the received Edoc), ``to`` defaults to its sender and
+        ResponseFor carries its Code and PromulgationDate; otherwise ``to`` defaults
+        to the agency inside a structured DocumentId (ValueError for an opaque one).
+        Waits and raises like :meth:`send`.
         """
-        status = schemas.Status(
-            sender=self.code,
-            document_id=document_id,
-            code=schemas.StatusCode(code),
-            timestamp=datetime.now(UTC),
+        reference = None if document is None else schemas.ResponseFor.of(document)
+        if to is None:
+            if reference is not None:
+                to = reference.organ_id
+            else:
+                parts = schemas.DocumentId.read(document_id)
+                if parts is None:
+                    raise ValueError(f"{document_id!r} is opaque: say whom the status is for (to=)")
+                to = parts.organ_id
+        status = schemas.Status.about(
+            self.code,
+            document_id,
+            code,
+            datetime.now(UTC),
+            addressee=to or "",
             description=description,
             staff=staff,
-            document_sender=document_sender or "",
+            response_for=reference,
         )
         return self.send(status, wait=wait)
 
@@ -596,12 +610,12 @@ class AgencyClient:
             return kind, self.signer.sign(root), document.document_id
         body = bytes(document)
         root = parse(body, max_bytes=self.max_message_bytes)
-        if root.tag == _EDXML_ROOT:
-            kind = "edoc"
-        elif root.tag == _STATUS_ROOT:
-            kind = "status"
-        else:
-            raise SchemaInvalid(f"expected an edXML or Status root, found {root.tag!r}")
+        found_kind = envelope_kind(root)
+        if found_kind is None:
+            raise SchemaInvalid(
+                "expected an edXML envelope of a document (with To) or a status (with StatusCode)"
+            )
+        kind = "edoc" if found_kind == "edoc" else "status"
         found = _DOCUMENT_ID(root)
         document_id = str(found[0]).strip() if found else None
         if next(root.iter(_SIGNATURE), None) is None:
@@ -766,7 +780,7 @@ class AgencyClient:
                 author = parsed.sender.organ_id
             else:
                 parsed = schemas.parse_status(body, max_bytes=self.max_message_bytes)
-                author = parsed.sender
+                author = parsed.sender_id
             if author != sender:
                 raise SenderMismatch(f"the document is from {author}, delivered as from {sender}")
         except (Rejection, ValueError) as exc:
@@ -883,12 +897,14 @@ class AgencyClient:
             self._seen.add(delivery.kind, delivery.receipt_id)
         self._ack(delivery._generation, delivery._tag)
         if self.auto_ack_status and delivery.verified and isinstance(delivery.parsed, schemas.Edoc):
-            status = schemas.Status(
-                sender=self.code,
-                document_id=delivery.parsed.document_id,
-                code=schemas.StatusCode.ARRIVED,
-                timestamp=datetime.now(UTC),
-                document_sender=delivery.parsed.sender.organ_id,
+            status = schemas.Status.about(
+                self.code,
+                delivery.parsed.document_id,
+                schemas.StatusCode.ARRIVED,
+                datetime.now(UTC),
+                addressee=delivery.parsed.sender.organ_id,
+                description="Đã đến",
+                response_for=schemas.ResponseFor.of(delivery.parsed),
             )
             result = self.send(status, wait=False)
             result.background = True

@@ -54,6 +54,8 @@ class KnownDocument:
     """Recipients whose delivery the broker has not yet confirmed (crash recovery)."""
     received_at: datetime | None = None
     """The hub's receipt time of the first arrival: what redeliveries must carry."""
+    business_type: int = 0
+    """0 new, 1 revoke, 2 update, 3 replace: a revoke may repeat its original's id."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,31 @@ class KnownStatus:
 
 @dataclass
 class Known:
-    """What the hub knows about the documents a batch names; grows as the batch is decided."""
+    """What the hub knows about the documents a batch names; grows as the batch is decided.
 
-    documents: dict[str, KnownDocument] = field(default_factory=dict)
+    ``documents`` holds, per DocumentId, every accepted message with that id, of any
+    sender, oldest first: a document is known by (sender, DocumentId), and a revoke
+    may carry its original's id.
+    """
+
+    documents: dict[str, list[KnownDocument]] = field(default_factory=dict)
     statuses: dict[tuple[str, str], KnownStatus] = field(default_factory=dict)
+
+    def add(self, document: KnownDocument) -> None:
+        """Learn an accepted document."""
+        self.documents.setdefault(document.document_id, []).append(document)
+
+    def sent(self, sender: str, document_id: str) -> list[KnownDocument]:
+        """Every accepted message of ``sender`` with ``document_id``, oldest first."""
+        return [d for d in self.documents.get(document_id, ()) if d.sender == sender]
+
+    def document(self, sender: str, document_id: str) -> KnownDocument | None:
+        """The document ``sender`` sent as ``document_id``: the original, not an action on it."""
+        sent = self.sent(sender, document_id)
+        for known in sent:
+            if known.business_type == 0:
+                return known
+        return sent[0] if sent else None
 
 
 @dataclass(frozen=True)
@@ -87,16 +110,20 @@ class AcceptEdoc:
     skipped: tuple[str, ...]
     """Members of an addressed group that are suspended, so not delivered to."""
     business_event: str | None
-    """REVOKED/UPDATED/REPLACED (BussinessDocType 1–3), recorded on the document it acts on."""
+    """REVOKED/UPDATED/REPLACED (BussinessDocType 1–3), recorded on each document it acts on."""
+    targets: tuple[KnownDocument, ...] = ()
+    """The documents a revoke, update or replacement acts on, all the sender's own."""
 
 
 @dataclass(frozen=True)
 class AcceptStatus:
-    """A new status to record and forward to the document's sender."""
+    """A new status to record and forward to its addressee."""
 
     status: schemas.Status
     sender: str
     addressee: str
+    document: KnownDocument | None = None
+    """The document the status is about."""
 
 
 @dataclass(frozen=True)
@@ -194,27 +221,30 @@ def authorize_edoc(
 ) -> AcceptEdoc | Retry:
     """Decide an edoc that parsed, validated and verified."""
     check_signer(signer, sender, edoc.sender, snapshot)
-    earlier = known.documents.get(edoc.document_id)
-    if earlier is not None:
-        if earlier.sha256 == sha256 and earlier.sender == sender:
-            return Retry(
-                earlier.receipt_id, earlier.document_id, earlier.undelivered, earlier.received_at
-            )
+    earlier = known.sent(sender, edoc.document_id)
+    for same in earlier:
+        if same.sha256 == sha256:
+            return Retry(same.receipt_id, same.document_id, same.undelivered, same.received_at)
+    if any(e.business_type == edoc.business_type for e in earlier):
         raise DuplicateConflict(
-            f"DocumentId {edoc.document_id} was already received with different content"
+            f"DocumentId {edoc.document_id} was already received from {sender} "
+            "with different content"
         )
-    recipients, skipped = expand_recipients(list(edoc.recipients), snapshot)
     business_event = BUSINESS_EVENTS.get(edoc.business_type)
-    if business_event:
-        target_id = edoc.replaces or ""
-        target = known.documents.get(target_id)
-        if target is None:
-            raise UnknownDocument(
-                f"ReplacementInfo names {target_id}, which the hub never accepted"
-            )
-        if target.sender != sender:
-            raise NotOriginalSender(f"{target_id} was sent by {target.sender}, not {sender}")
-    return AcceptEdoc(edoc, sender, recipients, skipped, business_event)
+    targets = tuple(_target(target_id, sender, known) for target_id in edoc.targets)
+    addresses = list(edoc.recipients) + [r for r in edoc.new_receivers if r not in edoc.recipients]
+    recipients, skipped = expand_recipients(addresses, snapshot)
+    return AcceptEdoc(edoc, sender, recipients, skipped, business_event, targets)
+
+
+def _target(document_id: str, sender: str, known: Known) -> KnownDocument:
+    """The sender's own document a revoke, update or replacement acts on (EDXML.md 1.2)."""
+    target = known.document(sender, document_id)
+    if target is not None:
+        return target
+    if known.documents.get(document_id):
+        raise NotOriginalSender(f"{document_id} was not sent by {sender}: only its sender may act")
+    raise UnknownDocument(f"{document_id}, which the action names, was never accepted")
 
 
 def authorize_status(
@@ -225,21 +255,35 @@ def authorize_status(
     snapshot: Snapshot,
     known: Known,
 ) -> AcceptStatus | Retry:
-    """Decide a status that parsed, validated and verified: only a recipient may send one."""
-    check_signer(signer, sender, status.sender, snapshot)
+    """Decide a status that parsed, validated and verified (EDXML.md 2).
+
+    Codes 01–06, 15 and 16 go from a recipient of the document to its sender
+    (``ResponseFor/OrganId``); 13 from the document's sender to one of its recipients.
+    """
+    check_signer(signer, sender, status.sender_id, snapshot)
     earlier = known.statuses.get((sender, sha256))
     if earlier is not None:
         return Retry(
             earlier.receipt_id, earlier.document_id, earlier.undelivered, earlier.received_at
         )
-    document = known.documents.get(status.document_id)
-    if document is None:
-        raise UnknownDocument(
-            f"the status is for {status.document_id}, which the hub never accepted"
-        )
-    if sender not in document.recipients:
-        raise NotARecipient(f"{sender} is not a recipient of {status.document_id}")
-    return AcceptStatus(status, sender, document.sender)
+    addressee, document_id = status.addressee, status.document_id
+    if status.code.from_sender:
+        document = known.document(sender, document_id)
+        if document is None:
+            raise UnknownDocument(
+                f"status 13 is about {document_id}, which {sender} never sent through the hub"
+            )
+        if addressee not in document.recipients:
+            raise NotARecipient(f"{addressee} is not a recipient of {document_id}")
+    else:
+        document = known.document(addressee, document_id)
+        if document is None:
+            raise UnknownDocument(
+                f"the status is about {document_id} from {addressee}, which the hub never accepted"
+            )
+        if sender not in document.recipients:
+            raise NotARecipient(f"{sender} is not a recipient of {document_id}")
+    return AcceptStatus(status, sender, addressee, document)
 
 
 def referenced_documents(documents: Iterable[schemas.EdocHeader | schemas.Status]) -> set[str]:
@@ -247,6 +291,6 @@ def referenced_documents(documents: Iterable[schemas.EdocHeader | schemas.Status
     ids: set[str] = set()
     for document in documents:
         ids.add(document.document_id)
-        if isinstance(document, schemas.EdocHeader) and document.replaces:
-            ids.add(document.replaces)
+        if isinstance(document, schemas.EdocHeader):
+            ids.update(document.targets)
     return ids

@@ -23,6 +23,8 @@ RECEIVED_AT = "x-axis-received-at"
 SENDER = "x-axis-sender"
 REASON = "x-axis-reason"
 CLAIMED_USER = "x-axis-user-id"
+SIGNATURE_PROFILE = "x-axis-signature-profile"
+"""``strict``, or ``legacy`` for a message signed under the national SDK's profile."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def plan(items: Sequence[Item], *, hub_user: str) -> list[Outgoing]:
                 RECEIPT_ID: item.receipt_id,
                 RECEIVED_AT: format_time(item.received_at),
                 SENDER: item.sender,
+                SIGNATURE_PROFILE: item.signature_profile or "strict",
             }
             kind = "status" if isinstance(outcome, AcceptStatus) else inbound.type or "edoc"
             deliveries += [

@@ -265,13 +265,16 @@ class Simulation:
             return
         original_id = self.rng.choice(sorted(self.sent_documents))
         sender, original = self.sent_documents[original_id]
-        doc_type = (
-            schemas.BusinessDocType.REVOKE if kind == "revoke" else schemas.BusinessDocType.UPDATE
+        if kind == "revoke":
+            # As the national SDK does: the original's header again, its DocumentId included.
+            business = schemas.Business(
+                schemas.BusinessDocType.REVOKE, "Ban hành nhầm, đề nghị thu hồi"
+            )
+            self._send(sender, dataclasses.replace(original, business=business))
+            return
+        business = schemas.Business(
+            schemas.BusinessDocType.UPDATE, "Cập nhật phụ lục kèm theo", original_id
         )
-        reason = (
-            "Ban hành nhầm, đề nghị thu hồi" if kind == "revoke" else "Cập nhật phụ lục kèm theo"
-        )
-        business = schemas.Business(doc_type, reason, original_id)
         self._edoc(sender, [r.organ_id for r in original.recipients], business=business)
 
     def _invalid(self, n: int) -> None:
@@ -320,11 +323,11 @@ class Simulation:
                     self.tally.statuses += 1
                     status = delivery.status if delivery.verified else None
                     if status is not None and str(status.code) == "06":
-                        self.tally.completed.add((status.document_id, status.sender))
+                        self.tally.completed.add((status.document_id, status.sender_id))
         while agency.work and self.rng.random() < 0.5:
             document_id, sender, code = agency.work.popleft()
             agency.results.append(
-                agency.client.send_status(document_id, code, document_sender=sender, wait=False)
+                agency.client.send_status(document_id, code, to=sender, wait=False)
             )
             next_step = STATUS_STEPS.index(code) + 1
             if next_step < len(STATUS_STEPS):

@@ -130,12 +130,17 @@ class GroupMember(Base):
 
 
 class Document(Base):
-    """An accepted edoc: its header facts, for routing decisions and auditors' queries."""
+    """An accepted edoc: its header facts, for routing decisions and auditors' queries.
+
+    A document is known by its sender and DocumentId together (EDXML.md 1.1: two
+    agencies may use the same id, and a revoke may repeat its original's), so the
+    row's key is the receipt id the hub gave it.
+    """
 
     __tablename__ = "documents"
 
-    document_id: Mapped[str] = mapped_column(DOCUMENT_ID, primary_key=True)
-    receipt_id: Mapped[str] = mapped_column(UUID, unique=True)
+    receipt_id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    document_id: Mapped[str] = mapped_column(DOCUMENT_ID)
     message_id: Mapped[str] = mapped_column(String(200))
     sender: Mapped[str] = mapped_column(CODE)
     sha256: Mapped[str] = mapped_column(HEX256)
@@ -151,11 +156,14 @@ class Document(Base):
     business_type: Mapped[int] = mapped_column(SmallInteger, default=0)
     """0 new, 1 revoke, 2 update, 3 replace (``BussinessDocType``)."""
     acts_on: Mapped[str | None] = mapped_column(DOCUMENT_ID)
-    """The DocumentId a revoke/update/replace acts on (``ReplacementInfo``)."""
+    """The (first) DocumentId a revoke, update or replacement acts on, of the same sender."""
     state: Mapped[str] = mapped_column(String(16), default="active")
     """``active``, or ``revoked``/``updated``/``replaced`` by a later document."""
+    signature_profile: Mapped[str | None] = mapped_column(String(8))
+    """``strict`` or ``legacy`` (the national SDK's rsa-sha1 profile), NULL before 0004."""
 
     __table_args__ = (
+        Index(None, "document_id", "sender"),
         Index(None, "sender", "received_at"),
         Index(None, "received_at"),
         Index(None, "due_date"),
@@ -171,6 +179,8 @@ class Status(Base):
     receipt_id: Mapped[str] = mapped_column(UUID, primary_key=True)
     message_id: Mapped[str] = mapped_column(String(200))
     document_id: Mapped[str] = mapped_column(DOCUMENT_ID)
+    document_sender: Mapped[str | None] = mapped_column(CODE)
+    """Who sent the document: the status's addressee, or for a 13 its sender."""
     sender: Mapped[str] = mapped_column(CODE)
     code: Mapped[str] = mapped_column(String(2))
     sha256: Mapped[str] = mapped_column(HEX256)

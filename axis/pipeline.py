@@ -217,6 +217,7 @@ class Pipeline:
             item.outcome = c.failure
             return item
         assert c.signer is not None and c.sender is not None
+        item.signature_profile = str(c.signer.profile)
         try:
             if isinstance(c.document, schemas.Status):
                 item.outcome = authorize.authorize_status(
@@ -237,14 +238,17 @@ class Pipeline:
             item.first_received_at = outcome.received_at
         elif isinstance(outcome, AcceptEdoc):
             item.deliveries = outcome.recipients
-            known.documents[outcome.header.document_id] = authorize.KnownDocument(
-                outcome.header.document_id,
-                c.sender,
-                c.sha256,
-                item.receipt_id,
-                outcome.recipients,
-                (),
-                c.inbound.received_at,
+            known.add(
+                authorize.KnownDocument(
+                    outcome.header.document_id,
+                    c.sender,
+                    c.sha256,
+                    item.receipt_id,
+                    outcome.recipients,
+                    (),
+                    c.inbound.received_at,
+                    outcome.header.business_type,
+                )
             )
         elif isinstance(outcome, AcceptStatus):
             item.deliveries = (outcome.addressee,)
@@ -277,6 +281,7 @@ class Pipeline:
                     chain_hash=link.hash,
                     delivered=item.deliveries,
                     skipped=outcome.skipped if isinstance(outcome, AcceptEdoc) else (),
+                    signature_profile=item.signature_profile,
                 )
             elif isinstance(outcome, Rejection) and item.sender and link is not None:
                 item.receipt = self.writer.rejection(

@@ -40,6 +40,7 @@ class ReceiptWriter:
         chain_hash: str,
         delivered: tuple[str, ...],
         skipped: tuple[str, ...] = (),
+        signature_profile: str | None = None,
     ) -> bytes:
         """A signed ``AxisReceipt``; ``skipped`` are suspended group members not delivered to."""
         outcomes = [schemas.RecipientOutcome(code, "delivered") for code in delivered]
@@ -55,6 +56,7 @@ class ReceiptWriter:
             chain_hash=chain_hash,
             recipients=tuple(outcomes),
             document_id=document_id,
+            signature_profile=signature_profile,
         )
         return self.signer.sign_canonical(canonical_receipt(receipt), before=b"</AxisReceipt>")
 

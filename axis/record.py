@@ -45,6 +45,8 @@ from axis.receipts import ReceiptWriter
 from axis.rejections import Rejection
 
 _CHUNK = 500
+LEGACY = "legacy"
+"""The signature profile of the national SDK (docs/protocol.md), marked wherever it is used."""
 
 # The router's statements, built once: building and cache-keying a statement per
 # batch cost more than running it.
@@ -54,6 +56,7 @@ _KNOWN_DOCUMENTS = sa.select(
     Document.sha256,
     Document.receipt_id,
     Document.received_at,
+    Document.business_type,
 ).where(Document.document_id.in_(sa.bindparam("ids", expanding=True)))
 _KNOWN_STATUSES = sa.select(
     StatusRow.receipt_id,
@@ -86,7 +89,7 @@ _MARK_DELIVERED = (
 _SET_STATE = (
     table(Document)
     .update()
-    .where(Document.document_id == sa.bindparam("target"))
+    .where(Document.receipt_id == sa.bindparam("target"))
     .values(state=sa.bindparam("new_state"))
 )
 _STORED_RECEIPTS = sa.select(Receipt.receipt_id, Receipt.body).where(
@@ -104,10 +107,7 @@ _DELIVERY = table(Delivery)
 _FIRST_STATUSES = (
     _DELIVERY.update()
     .where(
-        _DELIVERY.c.receipt_id
-        == sa.select(Document.receipt_id)
-        .where(Document.document_id == sa.bindparam("document_id"))
-        .scalar_subquery(),
+        _DELIVERY.c.receipt_id == sa.bindparam("document_receipt_id"),
         _DELIVERY.c.recipient == sa.bindparam("status_sender"),
     )
     # The earliest, not the first written: a status recorded late (a retry, another
@@ -163,6 +163,8 @@ class Item:
     """When the broker confirmed every publish of this item's batch."""
     refused_before: bool = False
     """A rejection the hub already recorded for this very message (see :func:`refused_before`)."""
+    signature_profile: str | None = None
+    """``strict`` or ``legacy``: the XML-DSig profile the sender's signature verified under."""
 
     @property
     def received_at(self) -> datetime:
@@ -207,15 +209,18 @@ def lookup(conn: Connection, document_ids: set[str], status_keys: set[tuple[str,
             recipients.setdefault(d.receipt_id, []).append(d.recipient)
             if d.delivered_at is None:
                 undelivered.setdefault(d.receipt_id, []).append(d.recipient)
-    for r in rows:
-        known.documents[r.document_id] = KnownDocument(
-            r.document_id,
-            r.sender,
-            r.sha256,
-            r.receipt_id,
-            tuple(recipients.get(r.receipt_id, ())),
-            tuple(undelivered.get(r.receipt_id, ())),
-            r.received_at,
+    for r in sorted(rows, key=lambda r: r.received_at):
+        known.add(
+            KnownDocument(
+                r.document_id,
+                r.sender,
+                r.sha256,
+                r.receipt_id,
+                tuple(recipients.get(r.receipt_id, ())),
+                tuple(undelivered.get(r.receipt_id, ())),
+                r.received_at,
+                r.business_type,
+            )
         )
     for s in statuses:
         addressee = (recipients.get(s.receipt_id) or [""])[0]
@@ -282,7 +287,13 @@ def _event(item: Item) -> Event | None:
     inbound, outcome = item.inbound, item.outcome
     if item.refused_before:
         return None
-    base = {"message_id": inbound.message_id, "sha256": item.sha256, "size": len(inbound.body)}
+    base: dict[str, Any] = {
+        "message_id": inbound.message_id,
+        "sha256": item.sha256,
+        "size": len(inbound.body),
+    }
+    if item.signature_profile == LEGACY:
+        base["signature_profile"] = LEGACY
     if isinstance(outcome, AcceptEdoc):
         return Event(
             EventKind.RECEIVED,
@@ -364,17 +375,18 @@ def write(
         owners.append(item)
         outcome = item.outcome
         if isinstance(outcome, AcceptEdoc) and outcome.business_event:
-            events.append(
-                Event(
-                    EventKind(outcome.business_event),
-                    item.inbound.received_at,
-                    item.receipt_id,
-                    outcome.header.replaces,
-                    item.sender,
-                    detail={"by": item.document_id, "reason": outcome.header.business_reason or ""},
+            for target, detail in _actions(outcome):
+                events.append(
+                    Event(
+                        EventKind(outcome.business_event),
+                        item.inbound.received_at,
+                        item.receipt_id,
+                        target.document_id,
+                        item.sender,
+                        detail={"by": item.document_id, **detail},
+                    )
                 )
-            )
-            owners.append(None)
+                owners.append(None)
     links = audit.append(conn, events, head=head)
     for owner, link in zip(owners, links, strict=True):
         if owner is not None:
@@ -401,17 +413,16 @@ def write(
                     "steering_type": edoc.steering_type,
                     "due_date": edoc.due_date,
                     "business_type": edoc.business_type,
-                    "acts_on": edoc.replaces,
+                    "acts_on": edoc.targets[0] if edoc.targets else None,
                     "state": "active",
+                    "signature_profile": item.signature_profile,
                 }
             )
             if outcome.business_event:
-                states.append(
-                    {
-                        "target": edoc.replaces,
-                        "new_state": outcome.business_event.lower(),
-                    }
-                )
+                states += [
+                    {"target": target.receipt_id, "new_state": outcome.business_event.lower()}
+                    for target in outcome.targets
+                ]
             deliveries += [
                 {"receipt_id": item.receipt_id, "recipient": r} for r in outcome.recipients
             ]
@@ -421,6 +432,10 @@ def write(
                     "receipt_id": item.receipt_id,
                     "message_id": item.inbound.message_id or "",
                     "document_id": outcome.status.document_id,
+                    "document_sender": outcome.status.document_sender,
+                    "document_receipt_id": outcome.document.receipt_id
+                    if outcome.document
+                    else None,
                     "sender": item.sender,
                     "code": str(outcome.status.code),
                     "sha256": item.sha256,
@@ -433,7 +448,10 @@ def write(
     if documents:
         conn.execute(_INSERT_DOCUMENTS, documents)
     if statuses:
-        conn.execute(_INSERT_STATUSES, statuses)
+        conn.execute(
+            _INSERT_STATUSES,
+            [{k: v for k, v in s.items() if k != "document_receipt_id"} for s in statuses],
+        )
     if deliveries:
         conn.execute(_INSERT_DELIVERIES, deliveries)
     if states:
@@ -442,6 +460,21 @@ def write(
         # After the deliveries: a status can be about a document of the same batch.
         keep_first_statuses(conn, statuses)
     return links[-1].seq if links else None
+
+
+def _actions(outcome: AcceptEdoc) -> list[tuple[KnownDocument, dict[str, Any]]]:
+    """Each document a revoke, update or replacement acts on, with what its event records."""
+    edoc = outcome.header
+    reason: dict[str, Any] = {"reason": edoc.business_reason or ""}
+    if edoc.business_type == 2 and edoc.new_receivers:
+        reason["receivers"] = list(edoc.new_receivers)
+    if edoc.business_type == 3:
+        replaced_for = dict(edoc.replaced_for)
+        return [
+            (target, {**reason, "for": list(replaced_for.get(target.document_id, ()))})
+            for target in outcome.targets
+        ]
+    return [(target, reason) for target in outcome.targets]
 
 
 _FIRST_CODES = {
@@ -453,16 +486,17 @@ _FIRST_CODES = {
 def keep_first_statuses(conn: Connection, statuses: Sequence[Mapping[str, Any]]) -> None:
     """Note on each recipient's delivery of a document its first status 01 and 06.
 
-    ``statuses`` are rows just written to the statuses table (``document_id``,
-    ``sender``, ``code``, ``received_at``); one statement for them all.
+    ``statuses`` are rows just written to the statuses table (``sender``, ``code``,
+    ``received_at``) with the ``document_receipt_id`` of the document each is about;
+    one statement for them all.
     """
     firsts = []
     for status in statuses:
         column = _FIRST_CODES.get(status["code"])
-        if column is not None:
+        if column is not None and status.get("document_receipt_id"):
             firsts.append(
                 {
-                    "document_id": status["document_id"],
+                    "document_receipt_id": status["document_receipt_id"],
                     "status_sender": status["sender"],
                     "acknowledged": None,
                     "completed": None,
@@ -595,6 +629,7 @@ def rebuild_receipt(conn: Connection, receipt_id: str, writer: ReceiptWriter) ->
         chain_hash=event.hash,
         delivered=recipients,
         skipped=tuple(detail.get("skipped", ())),
+        signature_profile=detail.get("signature_profile", "strict"),
     )
 
 

@@ -60,7 +60,7 @@ def build_pipeline(config: Config, *, background_checkpoint: bool = False) -> Pi
     return Pipeline(
         engine=db.make_engine(config.database.url, background_checkpoint=background_checkpoint),
         archive=Archive(config.hub.archive_dir),
-        verifier=Verifier(trust_store(config)),
+        verifier=Verifier(trust_store(config), legacy_until=config.signing.legacy_profile_until),
         writer=ReceiptWriter(hub_signer(config)),
         hub_user=config.broker.user,
         max_bytes=config.hub.max_message_bytes,

@@ -50,7 +50,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -244,7 +244,9 @@ class _Checker:
     ) -> None:
         self.files = files
         self.trust = trust
-        self.verifier = Verifier(trust)
+        # A bundle holds what the hub accepted, under the legacy profile too while its
+        # policy allowed it: the receipt and the event say which profile verified.
+        self.verifier = Verifier(trust, legacy_until=date.max)
         self.hub_name = hub_name
         self.hub_fingerprint = hub_fingerprint
         self.hub_certificates: dict[str, x509.Certificate] = {}
@@ -589,14 +591,18 @@ class _Checker:
         status, signer = self.signed_document(body_name, event.at, "status")
         if status.document_id != arrival.document_id:
             raise BundleError(body_name, "is a status about another document")
-        if not signer.subject_code == status.sender == event.sender:
+        if not signer.subject_code == status.sender_id == event.sender:
             raise BundleError(
                 body_name, "the signer, the From and the event name different agencies"
             )
-        if str(status.code) != event.code or event.recipient != arrival.sender:
+        if (
+            str(status.code) != event.code
+            or status.addressee != event.recipient
+            or status.document_sender != arrival.sender
+        ):
             raise BundleError(body_name, f"does not say what event #{event.seq} records")
         return StatusFact(
-            status.sender,
+            status.sender_id,
             str(status.code),
             event.at,
             status.timestamp,
@@ -629,7 +635,7 @@ class _Checker:
         header, signer = self.signed_document(body_name, receipt.received_at, "edoc")
         if (
             header.document_id != by
-            or header.replaces != arrival.document_id
+            or arrival.document_id not in header.targets
             or header.business_type != _BUSINESS[event.kind]
             or not signer.subject_code == header.sender == arrival.sender == event.sender
         ):
@@ -785,6 +791,7 @@ def export_bundle(
     archive: Archive,
     document_id: str,
     *,
+    sender: str | None = None,
     writer: ReceiptWriter | None = None,
     write_engine: sa.Engine | None = None,
     now: datetime | None = None,
@@ -800,10 +807,14 @@ def export_bundle(
 
     ``engine`` only reads (on SQLite, give a reader: a writer's transactions would
     hold the hub's write lock for the whole read); the head is signed through
-    ``write_engine`` (default ``engine``).
+    ``write_engine`` (default ``engine``). A DocumentId is unique per sender:
+    ``sender`` says whose document (default: the first to be received with the id).
     """
     with engine.connect() as conn:
         trail = store.trail(conn, document_id)
+        owner = sender or next((t.sender for t in trail if t.kind == "RECEIVED"), None)
+        if owner is not None:
+            trail = [t for t in trail if owner in (t.sender, t.recipient)]
         last_seq = trail[-1].seq if trail else 0
         head = _covering_head(conn, last_seq)
     if not trail:

@@ -166,26 +166,53 @@ def _party(kind: str, sender: str | None, recipient: str | None, code: str | Non
     return None
 
 
-def trail(conn: Connection, document_id: str) -> Trail:
+def trail(conn: Connection, document_id: str, sender: str | None = None) -> Trail:
     """Every audit event of ``document_id`` in time order, its facts and its recipients' progress.
 
-    Events are ordered by time, then sequence: a delivery's record can follow the
-    recipient's status 01 in the chain (it is written with the next batch), not in time.
+    A DocumentId is unique per sender only: ``sender`` names whose document is meant;
+    without it, the oldest accepted document with the id is. Its events are those
+    naming the id with its sender as a party (sender or recipient). Events are ordered
+    by time, then sequence: a delivery's record can follow the recipient's status 01
+    in the chain (it is written with the next batch), not in time.
     """
-    links = sorted(store.trail(conn, document_id), key=lambda link: (link.at, link.seq))
     columns = list(_DOCUMENTS.c)
-    row = conn.execute(
-        sa.select(*columns).where(_DOCUMENTS.c.document_id == document_id)
-    ).one_or_none()
-    document = _facts(row) if row is not None else None
-    related_rows = list(
-        conn.execute(sa.select(*columns).where(_DOCUMENTS.c.acts_on == document_id))
+    query = sa.select(*columns).where(_DOCUMENTS.c.document_id == document_id)
+    if sender is not None:
+        query = query.where(_DOCUMENTS.c.sender == sender)
+    # The original before the actions that repeat its id (the national SDK's revoke).
+    rows = conn.execute(query.order_by(_DOCUMENTS.c.business_type, _DOCUMENTS.c.received_at)).all()
+    if sender is None and rows:
+        rows = [r for r in rows if r.sender == rows[0].sender]
+    document = _facts(rows[0]) if rows else None
+    owner = sender or (document.sender if document else None)
+    links = sorted(
+        (
+            link
+            for link in store.trail(conn, document_id)
+            if owner is None or owner in (link.sender, link.recipient)
+        ),
+        key=lambda link: (link.at, link.seq),
     )
-    if document is not None and document.acts_on:
+    related_rows = list(rows[1:])
+    acting = sa.select(*columns).where(_DOCUMENTS.c.acts_on == document_id)
+    if owner is not None:
+        acting = acting.where(_DOCUMENTS.c.sender == owner)
+    related_rows += conn.execute(acting).all()
+    if document is not None and document.acts_on and document.acts_on != document_id:
         related_rows += conn.execute(
-            sa.select(*columns).where(_DOCUMENTS.c.document_id == document.acts_on)
+            sa.select(*columns).where(
+                _DOCUMENTS.c.document_id == document.acts_on,
+                _DOCUMENTS.c.sender == document.sender,
+            )
         ).all()
-    related = sorted((_facts(r) for r in related_rows), key=lambda d: d.received_at)
+    seen: set[str] = set()
+    related = []
+    for facts in sorted((_facts(r) for r in related_rows), key=lambda d: d.received_at):
+        if facts.receipt_id not in seen and (
+            document is None or facts.receipt_id != document.receipt_id
+        ):
+            seen.add(facts.receipt_id)
+            related.append(facts)
 
     steps: list[TrailStep] = []
     last_in_thread: dict[str | None, datetime] = {}
@@ -378,8 +405,27 @@ def search(
         # A correlated EXISTS, not a join: the planner then keeps walking the events in
         # time order and stops after the page, instead of starting from the documents
         # that match (every one of them) and sorting all their events.
-        conditions.append(sa.exists().where(wanted.c.document_id == e.c.document_id, *facts))
-    joined = e.join(d, d.c.document_id == e.c.document_id, isouter=True)
+        conditions.append(
+            sa.exists().where(
+                wanted.c.document_id == e.c.document_id,
+                sa.or_(wanted.c.sender == e.c.sender, wanted.c.sender == e.c.recipient),
+                *facts,
+            )
+        )
+    # A DocumentId is unique per sender: the event's document is the one with its id
+    # whose sender takes part in the event, the original before any action repeating it.
+    own = d.alias("own")
+    document_of_event = (
+        sa.select(own.c.receipt_id)
+        .where(
+            own.c.document_id == e.c.document_id,
+            sa.or_(own.c.sender == e.c.sender, own.c.sender == e.c.recipient),
+        )
+        .order_by(own.c.business_type, own.c.received_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    joined = e.join(d, d.c.receipt_id == document_of_event, isouter=True)
     query = (
         sa.select(
             e.c.seq,
@@ -709,14 +755,24 @@ def _utc(value: Any) -> datetime:
 def _still_active(d: Any, as_of: datetime) -> Any:
     """Not revoked, updated or replaced by a document received by ``as_of``."""
     later = _DOCUMENTS.alias("later")
-    return ~sa.exists().where(later.c.acts_on == d.c.document_id, later.c.received_at <= as_of)
+    return ~sa.exists().where(
+        later.c.acts_on == d.c.document_id,
+        later.c.sender == d.c.sender,
+        later.c.received_at <= as_of,
+    )
 
 
-def _last_code(document_id: Any, sender: Any, as_of: datetime) -> Any:
+def _last_code(d: Any, sender: Any, as_of: datetime) -> Any:
+    """The last status ``sender`` sent on document row ``d`` by ``as_of``."""
     s = _STATUSES
     return (
         sa.select(s.c.code)
-        .where(s.c.document_id == document_id, s.c.sender == sender, s.c.received_at <= as_of)
+        .where(
+            s.c.document_id == d.c.document_id,
+            s.c.document_sender == d.c.sender,
+            s.c.sender == sender,
+            s.c.received_at <= as_of,
+        )
         .order_by(s.c.received_at.desc())
         .limit(1)
         .scalar_subquery()
@@ -728,10 +784,11 @@ def _not_yet(first_at: Any, as_of: datetime) -> Any:
     return sa.or_(first_at.is_(None), first_at > as_of)
 
 
-def _has_status(document_id: Any, sender: Any, codes: Sequence[str], as_of: datetime) -> Any:
+def _has_status(d: Any, sender: Any, codes: Sequence[str], as_of: datetime) -> Any:
     s = _STATUSES
     return sa.exists().where(
-        s.c.document_id == document_id,
+        s.c.document_id == d.c.document_id,
+        s.c.document_sender == d.c.sender,
         s.c.sender == sender,
         s.c.code.in_(codes),
         s.c.received_at <= as_of,
@@ -761,7 +818,7 @@ def overdue(conn: Connection, q: OverdueQuery) -> list[AgencyOverdue]:
         d.c.subject,
         d.c.received_at,
         d.c.due_date,
-        _last_code(d.c.document_id, dl.c.recipient, as_of).label("last_code"),
+        _last_code(d, dl.c.recipient, as_of).label("last_code"),
     )
     joined = d.join(dl, dl.c.receipt_id == d.c.receipt_id)
     past_due = (
@@ -773,7 +830,7 @@ def overdue(conn: Connection, q: OverdueQuery) -> list[AgencyOverdue]:
             # The first 06 on the delivery row first: it rules out most rows, so the
             # lookups (a refusal, a later document) run for few.
             _not_yet(dl.c.completed_at, as_of),
-            ~_has_status(d.c.document_id, dl.c.recipient, [REFUSED], as_of),
+            ~_has_status(d, dl.c.recipient, [REFUSED], as_of),
             _still_active(d, as_of),
         )
     )
@@ -803,7 +860,7 @@ def overdue(conn: Connection, q: OverdueQuery) -> list[AgencyOverdue]:
                 d.c.received_at <= cutoff,
                 *received,
                 _not_yet(dl.c.acknowledged_at, as_of),
-                ~_has_status(d.c.document_id, dl.c.recipient, [REFUSED], as_of),
+                ~_has_status(d, dl.c.recipient, [REFUSED], as_of),
                 _still_active(d, as_of),
             )
         )

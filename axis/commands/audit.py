@@ -178,11 +178,18 @@ def _echo_json(value: Any, utc: bool) -> None:
 
 @group.command("trail")
 @click.argument("document_id")
+@click.option(
+    "--sender",
+    metavar="CODE",
+    help="Whose document: a DocumentId is unique per sender (default: the oldest with the id).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the trail as JSON.")
 @click.option("--utc", is_flag=True, help="Show times in UTC instead of Asia/Ho_Chi_Minh.")
 @click.pass_context
 @handle_errors
-def trail(ctx: click.Context, document_id: str, as_json: bool, utc: bool) -> None:
+def trail(
+    ctx: click.Context, document_id: str, sender: str | None, as_json: bool, utc: bool
+) -> None:
     """Every audit event of DOCUMENT_ID, with how long each step took.
 
     Received (the hub's time), delivered to each recipient, its statuses (01
@@ -193,7 +200,7 @@ def trail(ctx: click.Context, document_id: str, as_json: bool, utc: bool) -> Non
     """
     engine = _engine(ctx)
     with engine.connect() as conn:
-        found = query.trail(conn, document_id)
+        found = query.trail(conn, document_id, sender)
     engine.dispose()
     if not found.steps:
         raise click.ClickException(f"no audit event names {document_id}")

@@ -55,9 +55,16 @@ def _shown(at: datetime | None, utc: bool) -> str:
     help="When no signed chain head covers the document's last event yet, sign one "
     "with the hub's key (default), as the router would; else end at the newest head.",
 )
+@click.option(
+    "--sender",
+    metavar="CODE",
+    help="Whose document: a DocumentId is unique per sender (default: the first received).",
+)
 @click.pass_context
 @handle_errors
-def export(ctx: click.Context, document_id: str, out: Path, sign_head: bool) -> None:
+def export(
+    ctx: click.Context, document_id: str, out: Path, sign_head: bool, sender: str | None
+) -> None:
     """Write DOCUMENT_ID's evidence bundle: the original signed bytes, the hub's
     receipts, the document's audit events with the chain links up to a signed chain
     head, and the hub's certificate. Check it anywhere with ``axis audit check``."""
@@ -81,7 +88,7 @@ def export(ctx: click.Context, document_id: str, out: Path, sign_head: bool) -> 
     archive = Archive(config.hub.archive_dir)
     try:
         result = export_bundle(
-            engine, archive, document_id, writer=writer, write_engine=write_engine
+            engine, archive, document_id, sender=sender, writer=writer, write_engine=write_engine
         )
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None

@@ -19,6 +19,7 @@ from schemas import (
     Edoc,
     Organization,
     Priority,
+    Replacement,
     ResponseFor,
     SteeringType,
     TraceHeader,
@@ -76,6 +77,8 @@ def _business(
             raise click.UsageError("--reason goes with --revoke, --update or --replace")
         return Business()
     doc_type, target = chosen[0]
+    if doc_type is BusinessDocType.REPLACE:
+        return Business(doc_type, reason, replacements=(Replacement(target),))
     return Business(doc_type, reason, target)
 
 

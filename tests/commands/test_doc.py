@@ -120,7 +120,8 @@ def test_doc_validate_of_broken_xml_exits_1_with_malformed(tmp_path: Path) -> No
 def test_doc_validate_of_a_schema_violation_exits_1_with_schema_invalid(tmp_path: Path) -> None:
     made = CliRunner().invoke(main, new_args())
     bad = tmp_path / "bad.xml"
-    bad.write_bytes(made.stdout_bytes.replace(b">2026-11-20<", b">2026-11-21<"))
+    # An ISO date where EDXML.md writes yyyy/MM/dd.
+    bad.write_bytes(made.stdout_bytes.replace(b">2026/11/20<", b">2026-11-20<"))
     result = CliRunner().invoke(main, ["doc", "validate", str(bad)])
     assert result.exit_code == 1
     assert result.stderr.startswith("SCHEMA_INVALID: ")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import schemas
-from axis.authorize import AcceptEdoc, AcceptStatus, Retry, Unattributable
+from axis.authorize import AcceptEdoc, AcceptStatus, KnownDocument, Retry, Unattributable
 from axis.deliver import (
     CLAIMED_USER,
     REASON,
     RECEIPT_ID,
     RECEIVED_AT,
     SENDER,
+    SIGNATURE_PROFILE,
     Outgoing,
     plan,
 )
@@ -41,7 +43,7 @@ def inbound(
 
 def header() -> schemas.EdocHeader:
     return schemas.EdocHeader(
-        DOCUMENT_ID, G22, (H41, "@provinces"), "Về việc", 1, 0, 1, None, 0, None, None
+        DOCUMENT_ID, G22, (H41, "@provinces"), "Về việc", 1, 0, 1, None, 0, None
     )
 
 
@@ -59,12 +61,13 @@ def edoc_item(n: int = 1) -> Item:
 
 
 def status_item() -> Item:
-    status = schemas.Status(H41, DOCUMENT_ID, schemas.StatusCode.ACCEPTED, AT)
+    status = schemas.Status.about(H41, DOCUMENT_ID, schemas.StatusCode.ACCEPTED, AT, addressee=G22)
+    document = KnownDocument(DOCUMENT_ID, G22, "ab" * 32, "rid-1", (H41, H29), ())
     return Item(
         inbound(2, H41, "status"),
         "cd" * 32,
         "rid-2",
-        AcceptStatus(status, H41, G22),
+        AcceptStatus(status, H41, G22, document),
         H41,
         DOCUMENT_ID,
         deliveries=(G22,),
@@ -115,7 +118,12 @@ def test_a_delivery_is_the_senders_bytes_with_the_hub_headers() -> None:
         body=item.inbound.body,
         type="edoc",
         message_id="msg-1",
-        headers={RECEIPT_ID: "rid-1", RECEIVED_AT: STAMP, SENDER: G22},
+        headers={
+            RECEIPT_ID: "rid-1",
+            RECEIVED_AT: STAMP,
+            SENDER: G22,
+            SIGNATURE_PROFILE: "strict",
+        },
         correlation_id=None,
         user_id=HUB,
         item=item,
@@ -201,6 +209,40 @@ def test_a_rejected_status_is_answered_like_any_rejection() -> None:
     item.outcome = NotARecipient(f"{H41} is not a recipient of {DOCUMENT_ID}")
     [answer] = plan([item], hub_user=HUB)
     assert (answer.routing_key, answer.type) == (H41, "rejection")
+
+
+def test_a_document_addressed_to_its_own_sender_is_delivered_to_it_before_its_receipt() -> None:
+    to_self = replace(header(), recipients=(G22,))
+    item = edoc_item()
+    item.outcome = AcceptEdoc(to_self, G22, (G22,), (), None)
+    item.deliveries = (G22,)
+    outgoing = plan([item], hub_user=HUB)
+    assert [(o.routing_key, o.type, o.body) for o in outgoing] == [
+        (G22, "edoc", item.inbound.body),
+        (G22, "receipt", item.receipt),
+    ]
+
+
+def test_a_recall_request_13_goes_from_the_document_sender_to_its_recipient() -> None:
+    recall = schemas.Status.about(
+        G22, DOCUMENT_ID, schemas.StatusCode.RECALL_REQUESTED, AT, addressee=H41
+    )
+    document = KnownDocument(DOCUMENT_ID, G22, "ab" * 32, "rid-1", (H41, H29), ())
+    item = Item(
+        inbound(5, G22, "status"),
+        "cd" * 32,
+        "rid-5",
+        AcceptStatus(recall, G22, H41, document),
+        G22,
+        DOCUMENT_ID,
+        deliveries=(H41,),
+        receipt=b"<AxisReceipt n='5'/>",
+    )
+    outgoing = plan([item], hub_user=HUB)
+    assert [(o.routing_key, o.type, o.headers.get(SENDER)) for o in outgoing] == [
+        (H41, "status", G22),
+        (G22, "receipt", None),
+    ]
 
 
 def test_an_empty_batch_publishes_nothing() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
@@ -13,12 +14,12 @@ import schemas
 from axis import record
 from axis.archive import Entry
 from axis.audit import store as audit_store
-from axis.authorize import KnownDocument, KnownStatus, Retry
+from axis.authorize import AcceptEdoc, AcceptStatus, KnownDocument, KnownStatus, Retry
 from axis.models import Delivery, Receipt
 from schemas.samples import sample_status
 from tests.core.conftest import stored_first_statuses
 
-G22, H41, H29 = "000.00.00.G22", "000.00.00.H41", "000.00.00.H29"
+G22, G01, H41, H29 = "000.00.00.G22", "000.00.00.G01", "000.00.00.H41", "000.00.00.H29"
 CONFIRMED_AT = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
@@ -37,19 +38,23 @@ def test_lookup_finds_documents_and_statuses_with_their_pending_deliveries(core)
 
     with core.engine.connect() as conn:
         known = record.lookup(conn, {edoc.document_id, unknown}, {(H41, status.sha256)})
+    [document] = known.documents[edoc.document_id]
     assert known.documents == {
-        edoc.document_id: KnownDocument(
-            edoc.document_id,
-            G22,
-            item.sha256,
-            item.receipt_id,
-            known.documents[edoc.document_id].recipients,
-            known.documents[edoc.document_id].undelivered,
-            item.inbound.received_at,
-        )
+        edoc.document_id: [
+            KnownDocument(
+                edoc.document_id,
+                G22,
+                item.sha256,
+                item.receipt_id,
+                document.recipients,
+                document.undelivered,
+                item.inbound.received_at,
+                0,
+            )
+        ]
     }
-    assert sorted(known.documents[edoc.document_id].recipients) == [H29, H41]
-    assert sorted(known.documents[edoc.document_id].undelivered) == [H29, H41]
+    assert sorted(document.recipients) == [H29, H41]
+    assert sorted(document.undelivered) == [H29, H41]
     assert known.statuses == {
         (H41, status.sha256): KnownStatus(
             status.receipt_id, edoc.document_id, H41, G22, (G22,), status.inbound.received_at
@@ -60,7 +65,7 @@ def test_lookup_finds_documents_and_statuses_with_their_pending_deliveries(core)
         assert record.confirm(conn, [item, status], CONFIRMED_AT) == 3
     with core.engine.connect() as conn:
         known = record.lookup(conn, {edoc.document_id}, {(H41, status.sha256)})
-    assert known.documents[edoc.document_id].undelivered == ()
+    assert known.documents[edoc.document_id][0].undelivered == ()
     assert known.statuses[(H41, status.sha256)].undelivered == ()
 
 
@@ -220,7 +225,7 @@ def first_statuses_by_the_trail(core) -> dict[tuple[str, str], tuple[datetime, d
         " min(CASE WHEN e.code = '06' THEN e.at END) AS done"
         " FROM deliveries dl JOIN documents d ON d.receipt_id = dl.receipt_id"
         " LEFT JOIN audit_events e ON e.event = 'STATUS' AND e.document_id = d.document_id"
-        " AND e.sender = dl.recipient"
+        " AND e.sender = dl.recipient AND e.recipient = d.sender"
         " GROUP BY d.receipt_id, dl.recipient"
     )
     return {(r.receipt_id, r.recipient): (as_utc(r.ack), as_utc(r.done)) for r in rows}
@@ -331,3 +336,225 @@ def test_a_status_and_the_confirm_of_its_documents_delivery_at_once_do_not_deadl
     assert core.scalar("SELECT count(*) FROM audit_events WHERE event = 'DELIVERED'") == 1
     [(acknowledged, _)] = stored_first_statuses(core.engine).values()
     assert acknowledged == status.received_at
+
+
+def signed(core, edoc: schemas.Edoc) -> bytes:
+    """``edoc`` signed by its sender."""
+    return core.signer(edoc.sender.organ_id).sign(schemas.to_element(edoc))
+
+
+def test_lookup_knows_the_same_document_id_from_two_senders_as_two_documents(core) -> None:
+    ours, body = core.edoc(G22, [H41])
+    theirs, _ = core.edoc(G01, [H41])
+    theirs = replace(theirs, document_id=ours.document_id)  # G01 happens to use G22's id
+    [first], _ = core.handle(core.inbound(body, G22))
+    [second], _ = core.handle(core.inbound(signed(core, theirs), G01))
+    assert isinstance(second.outcome, AcceptEdoc) and second.outcome.targets == ()
+
+    with core.engine.connect() as conn:
+        known = record.lookup(conn, {ours.document_id}, set())
+    assert [(d.sender, d.receipt_id) for d in known.documents[ours.document_id]] == [
+        (G22, first.receipt_id),
+        (G01, second.receipt_id),
+    ]
+    assert known.document(G01, ours.document_id).receipt_id == second.receipt_id  # type: ignore[union-attr]
+    rows = core.rows(
+        "SELECT sender, state FROM documents WHERE document_id = :id", id=ours.document_id
+    )
+    assert sorted(tuple(r) for r in rows) == [(G01, "active"), (G22, "active")]
+
+
+def test_a_status_lands_on_the_delivery_of_the_document_of_the_sender_it_is_addressed_to(
+    core,
+) -> None:
+    ours, body = core.edoc(G22, [H41])
+    theirs, _ = core.edoc(G01, [H41])
+    theirs = replace(theirs, document_id=ours.document_id)
+    [g22, g01], _ = core.handle(core.inbound(body, G22), core.inbound(signed(core, theirs), G01))
+    now = datetime.now(UTC)
+    [status], outgoing = core.handle(
+        core.inbound(signed_status(core, H41, theirs, "01", now), H41, type="status")
+    )
+    assert status.outcome.document.receipt_id == g01.receipt_id
+    assert [(o.routing_key, o.type) for o in outgoing] == [(G01, "status"), (H41, "receipt")]
+    stored = stored_first_statuses(core.engine)
+    assert stored == {
+        (g22.receipt_id, H41): (None, None),
+        (g01.receipt_id, H41): (status.inbound.received_at, None),
+    }
+    assert stored == first_statuses_by_the_trail(core)
+    [row] = core.rows("SELECT document_id, document_sender, sender, code FROM statuses")
+    assert tuple(row) == (ours.document_id, G01, H41, "01")
+
+
+def test_write_records_whose_document_a_status_and_a_recall_request_are_about(core) -> None:
+    edoc, item = accepted(core)
+    [arrived], _ = core.handle(core.inbound(core.status(H41, edoc), H41, type="status"))
+    [recall], outgoing = core.handle(
+        core.inbound(
+            core.status(G22, edoc, schemas.StatusCode.RECALL_REQUESTED), G22, type="status"
+        )
+    )
+    assert recall.outcome.document.receipt_id == item.receipt_id
+    assert [(o.routing_key, o.type) for o in outgoing] == [(H41, "status"), (G22, "receipt")]
+    rows = core.rows(
+        "SELECT s.receipt_id, s.sender, s.code, s.document_sender, dl.recipient"
+        " FROM statuses s JOIN deliveries dl ON dl.receipt_id = s.receipt_id"
+    )
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [
+            (arrived.receipt_id, H41, "01", G22, G22),
+            (recall.receipt_id, G22, "13", G22, H41),
+        ]
+    )
+    # A 13 is no recipient's status: it leaves the document's deliveries alone.
+    assert stored_first_statuses(core.engine) == {
+        (item.receipt_id, H41): (arrived.inbound.received_at, None),
+        (item.receipt_id, H29): (None, None),
+    }
+
+
+def test_keep_first_statuses_marks_the_delivery_of_the_document_receipt_each_row_names(
+    core,
+) -> None:
+    _, item = accepted(core)
+    at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rows = [
+        {"document_receipt_id": item.receipt_id, "sender": H41, "code": "01", "received_at": at},
+        {"document_receipt_id": item.receipt_id, "sender": H29, "code": "03", "received_at": at},
+        {"document_receipt_id": None, "sender": H29, "code": "06", "received_at": at},
+    ]
+    with core.engine.begin() as conn:
+        record.keep_first_statuses(conn, rows)
+    assert stored_first_statuses(core.engine) == {
+        (item.receipt_id, H41): (at, None),
+        (item.receipt_id, H29): (None, None),
+    }
+
+
+def test_write_records_an_sdk_revoke_repeating_its_originals_id_on_the_original(core) -> None:
+    edoc, item = accepted(core, recipients=(H41,))
+    # The national SDK's revoke repeats the original's header, DocumentId included.
+    revoke = replace(edoc, business=schemas.Business(schemas.BusinessDocType.REVOKE, "Thu hồi"))
+    revoke_body = signed(core, revoke)
+    [revoked], outgoing = core.handle(core.inbound(revoke_body, G22))
+    assert isinstance(revoked.outcome, AcceptEdoc)
+    assert [t.receipt_id for t in revoked.outcome.targets] == [item.receipt_id]
+    assert [(o.routing_key, o.type) for o in outgoing] == [(H41, "edoc"), (G22, "receipt")]
+    events = core.rows("SELECT event, document_id, receipt_id FROM audit_events ORDER BY seq")
+    assert [tuple(e) for e in events if e.event != "DELIVERED"] == [
+        ("RECEIVED", edoc.document_id, item.receipt_id),
+        ("RECEIVED", edoc.document_id, revoked.receipt_id),
+        ("REVOKED", edoc.document_id, revoked.receipt_id),
+    ]
+    documents = core.rows("SELECT receipt_id, business_type, acts_on, state FROM documents")
+    assert sorted(tuple(d) for d in documents) == sorted(
+        [
+            (item.receipt_id, 0, None, "revoked"),
+            (revoked.receipt_id, 1, edoc.document_id, "active"),
+        ]
+    )
+
+    # The same revoke again is a retry of the revoke; another one is a conflict.
+    again = replace(revoke, business=schemas.Business(schemas.BusinessDocType.REVOKE, "Nhầm"))
+    [retry, conflict], _ = core.handle(
+        core.inbound(revoke_body, G22), core.inbound(signed(core, again), G22)
+    )
+    assert isinstance(retry.outcome, Retry) and retry.receipt_id == revoked.receipt_id
+    assert conflict.outcome.code == "DUPLICATE_CONFLICT"
+
+
+def test_write_records_replaced_on_each_document_a_replacement_names(core) -> None:
+    first, first_body = core.edoc(G22, [H41])
+    second, second_body = core.edoc(G22, [H29])
+    business = schemas.Business(
+        schemas.BusinessDocType.REPLACE,
+        "Thay thế",
+        replacements=(
+            schemas.Replacement(first.document_id, (H41,)),
+            schemas.Replacement(second.document_id, (H29,)),
+        ),
+    )
+    _, replace_body = core.edoc(G22, [H41, H29], business=business)
+    items, _ = core.handle(
+        core.inbound(first_body, G22),
+        core.inbound(second_body, G22),
+        core.inbound(replace_body, G22),
+    )
+    replacement = items[2]
+    assert isinstance(replacement.outcome, AcceptEdoc)
+    assert replacement.outcome.business_event == "REPLACED"
+    assert [t.receipt_id for t in replacement.outcome.targets] == [
+        items[0].receipt_id,
+        items[1].receipt_id,
+    ]
+    events = core.rows(
+        "SELECT document_id, receipt_id, detail FROM audit_events"
+        " WHERE event = 'REPLACED' ORDER BY seq"
+    )
+    assert [(e.document_id, e.receipt_id, json.loads(e.detail)) for e in events] == [
+        (
+            first.document_id,
+            replacement.receipt_id,
+            {"by": replacement.document_id, "reason": "Thay thế", "for": [H41]},
+        ),
+        (
+            second.document_id,
+            replacement.receipt_id,
+            {"by": replacement.document_id, "reason": "Thay thế", "for": [H29]},
+        ),
+    ]
+    states = core.rows("SELECT receipt_id, state, acts_on FROM documents")
+    assert {tuple(s) for s in states} == {
+        (items[0].receipt_id, "replaced", None),
+        (items[1].receipt_id, "replaced", None),
+        (replacement.receipt_id, "active", first.document_id),
+    }
+
+
+def test_write_delivers_an_update_to_its_recipients_and_its_new_receivers(core) -> None:
+    edoc, item = accepted(core, recipients=(H41,))
+    business = schemas.Business(
+        schemas.BusinessDocType.UPDATE,
+        "Bổ sung nơi nhận",
+        edoc.document_id,
+        update=schemas.UpdateInfo(
+            document_receiver=True,
+            receivers=(schemas.Receiver(H29), schemas.Receiver(H41)),
+        ),
+    )
+    _, body = core.edoc(G22, [H41], business=business)
+    [update], outgoing = core.handle(core.inbound(body, G22))
+    assert isinstance(update.outcome, AcceptEdoc)
+    assert update.outcome.recipients == (H41, H29)
+    assert [(o.routing_key, o.type) for o in outgoing] == [
+        (H41, "edoc"),
+        (H29, "edoc"),
+        (G22, "receipt"),
+    ]
+    deliveries = core.rows(
+        "SELECT recipient FROM deliveries WHERE receipt_id = :rid", rid=update.receipt_id
+    )
+    assert sorted(r.recipient for r in deliveries) == [H29, H41]
+    [event] = core.rows("SELECT document_id, detail FROM audit_events WHERE event = 'UPDATED'")
+    assert event.document_id == edoc.document_id
+    assert json.loads(event.detail)["receivers"] == [H29, H41]
+    assert (
+        core.scalar("SELECT state FROM documents WHERE receipt_id = :rid", rid=item.receipt_id)
+        == "updated"
+    )
+
+
+def test_a_document_addressed_to_its_own_sender_is_recorded_and_delivered_to_it(core) -> None:
+    edoc, item = accepted(core, recipients=(G22,))
+    assert isinstance(item.outcome, AcceptEdoc) and item.outcome.recipients == (G22,)
+    assert item.deliveries == (G22,)
+    deliveries = core.rows("SELECT receipt_id, recipient FROM deliveries")
+    assert [tuple(d) for d in deliveries] == [(item.receipt_id, G22)]
+    # Its sender, as its recipient, may report on it too.
+    [status], outgoing = core.handle(core.inbound(core.status(G22, edoc), G22, type="status"))
+    assert isinstance(status.outcome, AcceptStatus)
+    assert [(o.routing_key, o.type) for o in outgoing] == [(G22, "status"), (G22, "receipt")]
+    assert stored_first_statuses(core.engine) == {
+        (item.receipt_id, G22): (status.inbound.received_at, None)
+    }

@@ -39,6 +39,7 @@ class History:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.senders: dict[str, str] = {}
+        self.receipts: dict[str, str] = {}
 
     def _append(self, conn: sa.Connection, *events: Event) -> list[int]:
         return [link.seq for link in store.append(conn, list(events))]
@@ -116,6 +117,7 @@ class History:
                         ),
                     )
         self.senders[document_id] = sender
+        self.receipts[document_id] = receipt_id
         return document_id
 
     def status(self, document_id: str, by: str, code: str, at: datetime) -> None:
@@ -130,6 +132,7 @@ class History:
                 "receipt_id": receipt_id,
                 "message_id": str(uuid.uuid4()),
                 "document_id": document_id,
+                "document_sender": addressee,
                 "sender": by,
                 "code": code,
                 "sha256": uuid.uuid4().hex * 2,
@@ -138,7 +141,9 @@ class History:
                 "audit_seq": seq,
             }
             conn.execute(sa.insert(Status), row)
-            record.keep_first_statuses(conn, [row])
+            record.keep_first_statuses(
+                conn, [{**row, "document_receipt_id": self.receipts[document_id]}]
+            )
             later = at + timedelta(milliseconds=20)
             conn.execute(
                 table(Delivery).insert(),
