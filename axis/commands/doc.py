@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from schemas import (
     ResponseFor,
     SteeringType,
     TraceHeader,
+    files,
     is_group_id,
     is_organ_id,
     parse_edoc,
@@ -82,14 +82,12 @@ def _business(
     return Business(doc_type, reason, target)
 
 
-def _attachment(index: int, path: Path) -> Attachment:
-    content_type, _ = mimetypes.guess_type(path.name)
-    return Attachment(
-        content_id=f"att-{index}",
-        content_type=content_type or "application/octet-stream",
-        name=path.name,
-        data=path.read_bytes(),
-    )
+def _attachment(index: int, path: Path, *, zipped: bool = False) -> Attachment:
+    """``path`` as an attachment: raw, or wrapped in a ZIP as the national SDK does."""
+    data = path.read_bytes()
+    if zipped:
+        return Attachment(f"cid:{index}", "application/zip", path.name, files.wrap(path.name, data))
+    return Attachment(f"cid:{index}", files.guess_type(path.name), path.name, data)
 
 
 def _fail(rejection: Rejection) -> NoReturn:
@@ -126,6 +124,12 @@ def _fail(rejection: Rejection) -> NoReturn:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file to attach (repeatable).",
 )
+@click.option(
+    "--zip",
+    "zipped",
+    is_flag=True,
+    help="Wrap each attached file in a ZIP, as the national SDK does (application/zip).",
+)
 @click.option("--content", help="A summary of the document's content.")
 @click.option(
     "--reply-to", "reply_to", multiple=True, metavar="DOCUMENT_ID", help="A document answered."
@@ -150,6 +154,7 @@ def new(
     priority: int,
     steering: int,
     attach: tuple[Path, ...],
+    zipped: bool,
     content: str | None,
     reply_to: tuple[str, ...],
     revoke: str | None,
@@ -179,7 +184,9 @@ def new(
             response_for=tuple(ResponseFor.from_document_id(d) for d in reply_to),
             trace=(TraceHeader(sender, now),),
             business=_business(revoke, update, replace, reason),
-            attachments=tuple(_attachment(i, path) for i, path in enumerate(attach, 1)),
+            attachments=tuple(
+                _attachment(i, path, zipped=zipped) for i, path in enumerate(attach, 1)
+            ),
         )
         data = to_bytes(edoc)
     except ValueError as exc:
@@ -226,3 +233,85 @@ def validate_command(file: Path, max_bytes: int) -> None:
     except Rejection as exc:
         _fail(exc)
     click.echo(f"{kind} {document_id or '-'}")
+
+
+def _files(edoc: Edoc) -> list[tuple[Attachment, list[files.File] | files.UnsafeArchive]]:
+    found: list[tuple[Attachment, list[files.File] | files.UnsafeArchive]] = []
+    for attachment in edoc.attachments:
+        try:
+            found.append(
+                (
+                    attachment,
+                    files.files_of(
+                        attachment.data, name=attachment.name, content_type=attachment.content_type
+                    ),
+                )
+            )
+        except files.UnsafeArchive as exc:
+            found.append((attachment, exc))
+    return found
+
+
+def _read_edoc(file: Path) -> Edoc:
+    try:
+        return parse_edoc(file.read_bytes())
+    except Rejection as exc:
+        _fail(exc)
+
+
+@group.command("show")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def show(file: Path) -> None:
+    """Print FILE's header and each attached file: its real name, type, size and SHA-256.
+
+    Looks inside the national SDK's ZIP wrapping; a ZIP that is unsafe to open (a
+    bomb, path traversal, too many entries) is named with the reason, never opened.
+    """
+    edoc = _read_edoc(file)
+    click.echo(f"DocumentId  {edoc.document_id}")
+    click.echo(f"From        {edoc.sender.organ_id}  {edoc.sender.name or ''}".rstrip())
+    for recipient in edoc.recipients:
+        click.echo(f"To          {recipient.organ_id}  {recipient.name or ''}".rstrip())
+    click.echo(f"Code        {edoc.code}  ({edoc.promulgation_date:%Y/%m/%d})")
+    click.echo(f"Subject     {edoc.subject}")
+    if edoc.business.doc_type:
+        targets = ", ".join(edoc.targets)
+        click.echo(f"Action      {edoc.business.doc_type.name.lower()} of {targets}")
+    for attachment, found in _files(edoc):
+        if isinstance(found, files.UnsafeArchive):
+            click.echo(f"Attachment  {attachment.name}  REFUSED: {found.reason}")
+            continue
+        for item in found:
+            wrapped = "  (in the SDK's ZIP)" if item.wrapped else ""
+            click.echo(
+                f"Attachment  {item.name}  {item.content_type}  {item.size} bytes  "
+                f"sha256 {item.sha256}{wrapped}"
+            )
+
+
+@group.command("extract")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder to write the attached files into (made if missing).",
+)
+def extract(file: Path, out: Path) -> None:
+    """Write the files attached to FILE into a folder, unwrapped from the SDK's ZIP.
+
+    Names are made safe (no path parts, never overwriting); exits 1 naming any
+    attachment whose ZIP is unsafe, and writes nothing of it.
+    """
+    edoc = _read_edoc(file)
+    refused = False
+    for attachment, found in _files(edoc):
+        if isinstance(found, files.UnsafeArchive):
+            click.echo(f"{attachment.name}: refused: {found.reason}", err=True)
+            refused = True
+            continue
+        for path in files.extract(found, out):
+            click.echo(str(path))
+    if refused:
+        raise SystemExit(1)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import sys
+import zipfile
 from pathlib import Path
 
 # In pytest's "prepend" import mode tests/ lands on sys.path, where tests/schemas
@@ -16,6 +20,7 @@ if getattr(sys.modules.get("schemas"), "__file__", "") is None:
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from lxml import etree  # noqa: E402
 
 from cli import main  # noqa: E402
 from schemas import BusinessDocType, parse_edoc  # noqa: E402
@@ -134,3 +139,43 @@ def test_doc_validate_of_an_oversized_file_exits_1_with_too_large(tmp_path: Path
     result = CliRunner().invoke(main, ["doc", "validate", "--max-bytes", "100", str(big)])
     assert result.exit_code == 1
     assert result.stderr.startswith("TOO_LARGE: ")
+
+
+def test_doc_new_zip_then_show_and_extract_give_the_original_file(tmp_path: Path) -> None:
+    original = tmp_path / "1896_QD-TTg.doc"
+    original.write_bytes("Quyết định số 1896/QĐ-TTg".encode())
+    doc = tmp_path / "d.xml"
+    made = CliRunner().invoke(
+        main, [*new_args(), "--attach", str(original), "--zip", "-o", str(doc)]
+    )
+    assert made.exit_code == 0, made.output
+    assert b"<edXML:ContentType>application/zip<" in doc.read_bytes()
+    shown = CliRunner().invoke(main, ["doc", "show", str(doc)])
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    assert "1896_QD-TTg.doc  application/msword" in shown.stdout and digest in shown.stdout
+    out = tmp_path / "out"
+    extracted = CliRunner().invoke(main, ["doc", "extract", str(doc), "--out", str(out)])
+    assert extracted.exit_code == 0, extracted.output
+    assert (out / "1896_QD-TTg.doc").read_bytes() == original.read_bytes()
+
+
+def test_doc_extract_refuses_a_zip_with_path_traversal_and_writes_nothing(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../../evil.doc", b"x")
+    doc = tmp_path / "d.xml"
+    payload = tmp_path / "evil.doc"
+    payload.write_bytes(b"placeholder")
+    CliRunner().invoke(main, [*new_args(), "--attach", str(payload), "--zip", "-o", str(doc)])
+    root = etree.fromstring(doc.read_bytes())
+    ns = "{http://www.mic.gov.vn/TBT/QCVN_102_2016}"
+    next(root.iter(f"{ns}ContentTransferEncoded")).text = base64.b64encode(
+        buffer.getvalue()
+    ).decode()
+    doc.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["doc", "extract", str(doc), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "refused" in result.stderr
+    assert (tmp_path / "evil.doc").read_bytes() == b"placeholder"
+    assert not out.exists() or not any(out.iterdir())
