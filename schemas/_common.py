@@ -170,7 +170,12 @@ def parse_timestamp(text: str) -> datetime:
         naive = datetime.strptime(value, "%Y/%m/%d %H:%M:%S")
     except ValueError:
         raise SchemaInvalid(f"{value!r} is not a timestamp (yyyy/MM/dd HH:mm:ss)") from None
-    return naive.replace(tzinfo=VIETNAM)
+    moment = naive.replace(tzinfo=VIETNAM)
+    try:
+        moment.astimezone(UTC)  # the hub stores UTC
+    except OverflowError:
+        raise SchemaInvalid(f"timestamp {value!r} is out of range in UTC") from None
+    return moment
 
 
 def parse_int(text: str, what: str) -> int:

@@ -123,7 +123,7 @@ def test_deliveries_and_statuses_land_in_inbox_and_status_with_sidecars(axis_hub
         bridge_a.run_once(idle=2.0)
     [status_file] = [p for p in (root_a / "status").glob("*.xml")]
     status = schemas.parse_status(status_file.read_bytes())
-    assert status.code == schemas.StatusCode.ARRIVED and status.sender == b.code
+    assert status.code == schemas.StatusCode.ARRIVED and status.sender_id == b.code
     assert json.loads(status_file.with_suffix(".json").read_text())["sender"] == b.code
 
     # The same delivery again (the hub repeats after a crash): not written twice.

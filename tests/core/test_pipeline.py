@@ -20,7 +20,14 @@ from axis import registry
 from axis.audit import store as audit
 from axis.audit.verifier import head_checker
 from axis.authorize import AcceptEdoc, AcceptStatus, Retry, Unattributable
-from axis.deliver import CLAIMED_USER, REASON, RECEIPT_ID, RECEIVED_AT, SENDER
+from axis.deliver import (
+    CLAIMED_USER,
+    REASON,
+    RECEIPT_ID,
+    RECEIVED_AT,
+    SENDER,
+    SIGNATURE_PROFILE,
+)
 from axis.models import Delivery
 from axis.rejections import Rejection
 from schemas import Business, BusinessDocType
@@ -129,6 +136,7 @@ def test_the_receipt_is_hub_signed_and_names_the_bytes_chain_and_recipients(core
             schemas.RecipientOutcome(H58, "suspended"),
         ),
         document_id=edoc.document_id,
+        signature_profile="strict",
     )
     with core.engine.connect() as conn:
         assert audit.head(conn) == (item.link.seq, item.link.hash)
@@ -152,6 +160,7 @@ def test_the_outgoing_plan_delivers_unchanged_bytes_first_and_the_receipt_last(c
             RECEIPT_ID: item.receipt_id,
             RECEIVED_AT: audit_time(message.received_at),
             SENDER: G22,
+            SIGNATURE_PROFILE: "strict",
         }
         assert (o.message_id, o.user_id, o.correlation_id) == (message.message_id, "axis-hub", None)
     assert receipt.body == item.receipt

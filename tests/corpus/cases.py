@@ -473,20 +473,23 @@ def _(w: World) -> Probe:
 
 @case(
     "document-id-of-another-agency",
-    "SCHEMA_INVALID",
-    "a signed edoc whose DocumentId claims another agency's number (docs/protocol.md)",
+    ACCEPTED,
+    "a signed edoc whose DocumentId begins with another agency's code: real senders do "
+    "this (EDXML.md 1.1), and the document is the sender's own (keyed by sender and id)",
 )
 def _(w: World) -> Probe:
     document = _doc(w)
     claimed = document.document_id.replace(w.sender.code, w.other.code, 1)
     path = f"{MESSAGE_HEADER}/{E}DocumentId"
-    return Probe(build.sign_edited(w.sender.signer, document, _set_text(path, claimed)))
+    body = build.sign_edited(w.sender.signer, document, _set_text(path, claimed))
+    return Probe(body, document_id=claimed)
 
 
 @case(
     "revoke-without-replacement-info",
-    "SCHEMA_INVALID",
-    "BussinessDocType 1 (revoke) naming no document",
+    "UNKNOWN_DOCUMENT",
+    "BussinessDocType 1 (revoke) naming no document revokes its own DocumentId "
+    "(EDXML.md 1.2), which the hub never accepted",
 )
 def _(w: World) -> Probe:
     path = f"{build.HEADER}/{E}TraceHeaderList/{E}Bussiness/{E}BussinessDocType"
@@ -517,12 +520,12 @@ def _(w: World) -> Probe:
 @case(
     "status-time-before-year-1",
     "SCHEMA_INVALID",
-    "a signed status stamped 0001-01-01T00:30:00+01:00, before year 1 in UTC "
+    "a signed status stamped 0001/01/01 00:30:00 (Vietnamese time), before year 1 in UTC "
     "(was an internal error before the fix)",
 )
 def _(w: World) -> Probe:
     about = w.accepted(w.recipient, [w.sender.code])
-    change = _set_text(f"{E}Timestamp", "0001-01-01T00:30:00+01:00")
+    change = _set_text(f"{MESSAGE_HEADER}/{E}Timestamp", "0001/01/01 00:30:00")
     body = build.sign_edited(w.sender.signer, _status(w, w.sender, about), change)
     return Probe(body, type="status")
 
@@ -556,7 +559,7 @@ def _(w: World) -> Probe:
 @case("attachment-changed", "SIGNATURE_INVALID", "one base64 character of the attachment changed")
 def _(w: World) -> Probe:
     def flip(root: etree._Element) -> None:
-        value = next(root.iter(f"{E}Value"))
+        value = next(root.iter(f"{E}ContentTransferEncoded"))
         text = value.text or ""
         middle = len(text) // 2
         value.text = text[:middle] + ("A" if text[middle] != "A" else "B") + text[middle + 1 :]
@@ -1040,7 +1043,11 @@ def _(w: World) -> Probe:
 )
 def _(w: World) -> Probe:
     original = w.accepted(w.other, [w.sender.code])
-    business = schemas.Business(schemas.BusinessDocType.REPLACE, "Thay thế", original.document_id)
+    business = schemas.Business(
+        schemas.BusinessDocType.REPLACE,
+        "Thay thế",
+        replacements=[schemas.Replacement(original.document_id)],
+    )
     return Probe(_signed(w, business=business))
 
 

@@ -190,11 +190,12 @@ def test_revoke_of_a_document_never_sent_is_unknown(hub, a_b) -> None:
 
 
 def _status(by, document: schemas.Edoc, code: str = "01") -> schemas.Status:
-    return schemas.Status(
-        sender=by.code,
-        document_id=document.document_id,
-        code=schemas.StatusCode(code),
-        timestamp=datetime.now(UTC),
+    return schemas.Status.about(
+        by.code,
+        document.document_id,
+        code,
+        datetime.now(UTC),
+        addressee=document.sender.organ_id,
     )
 
 
