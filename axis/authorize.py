@@ -267,22 +267,17 @@ def authorize_status(
             earlier.receipt_id, earlier.document_id, earlier.undelivered, earlier.received_at
         )
     addressee, document_id = status.addressee, status.document_id
-    if status.code.from_sender:
-        document = known.document(sender, document_id)
-        if document is None:
-            raise UnknownDocument(
-                f"status 13 is about {document_id}, which {sender} never sent through the hub"
-            )
-        if addressee not in document.recipients:
-            raise NotARecipient(f"{addressee} is not a recipient of {document_id}")
-    else:
-        document = known.document(addressee, document_id)
-        if document is None:
-            raise UnknownDocument(
-                f"the status is about {document_id} from {addressee}, which the hub never accepted"
-            )
-        if sender not in document.recipients:
-            raise NotARecipient(f"{sender} is not a recipient of {document_id}")
+    # 13 goes from the document's sender to a recipient; every other code the other way.
+    owner, recipient = (sender, addressee) if status.code.from_sender else (addressee, sender)
+    document = known.document(owner, document_id)
+    if document is None:
+        raise UnknownDocument(
+            f"status 13 is about {document_id}, which {owner} never sent through the hub"
+            if status.code.from_sender
+            else f"the status is about {document_id} from {owner}, which the hub never accepted"
+        )
+    if recipient not in document.recipients:
+        raise NotARecipient(f"{recipient} is not a recipient of {document_id}")
     return AcceptStatus(status, sender, addressee, document)
 
 

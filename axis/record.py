@@ -393,6 +393,7 @@ def write(
             owner.link = link
 
     documents, statuses, deliveries, states = [], [], [], []
+    first_statuses: list[dict[str, Any]] = []
     for item in items:
         outcome = item.outcome
         if isinstance(outcome, AcceptEdoc):
@@ -433,9 +434,6 @@ def write(
                     "message_id": item.inbound.message_id or "",
                     "document_id": outcome.status.document_id,
                     "document_sender": outcome.status.document_sender,
-                    "document_receipt_id": outcome.document.receipt_id
-                    if outcome.document
-                    else None,
                     "sender": item.sender,
                     "code": str(outcome.status.code),
                     "sha256": item.sha256,
@@ -445,20 +443,20 @@ def write(
                 }
             )
             deliveries.append({"receipt_id": item.receipt_id, "recipient": outcome.addressee})
+            if outcome.document is not None and statuses[-1]["code"] in _FIRST_CODES:
+                about = outcome.document.receipt_id
+                first_statuses.append({**statuses[-1], "document_receipt_id": about})
     if documents:
         conn.execute(_INSERT_DOCUMENTS, documents)
     if statuses:
-        conn.execute(
-            _INSERT_STATUSES,
-            [{k: v for k, v in s.items() if k != "document_receipt_id"} for s in statuses],
-        )
+        conn.execute(_INSERT_STATUSES, statuses)
     if deliveries:
         conn.execute(_INSERT_DELIVERIES, deliveries)
     if states:
         conn.execute(_SET_STATE, states)
-    if statuses:
+    if first_statuses:
         # After the deliveries: a status can be about a document of the same batch.
-        keep_first_statuses(conn, statuses)
+        keep_first_statuses(conn, first_statuses)
     return links[-1].seq if links else None
 
 

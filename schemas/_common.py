@@ -89,6 +89,11 @@ class Fields:
                 by_name.setdefault(tag[cut:], []).append(child)
         self._by_name = by_name
 
+    @property
+    def by_name(self) -> dict[str, list[etree._Element]]:
+        """Every child, by local name, in document order (do not modify)."""
+        return self._by_name
+
     def child(self, name: str) -> etree._Element:
         """The required child ``name``."""
         found = self._by_name.get(name)

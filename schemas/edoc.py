@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import IntEnum
@@ -208,13 +209,31 @@ class Business:
 
     def targets(self, own_document_id: str) -> tuple[str, ...]:
         """The DocumentIds this message acts on (EDXML.md 1.2); none for a new document."""
-        if self.doc_type is BusinessDocType.REVOKE:
-            return (self.document_id or own_document_id,)
-        if self.doc_type is BusinessDocType.UPDATE:
-            return (self.document_id or "",)
-        if self.doc_type is BusinessDocType.REPLACE:
-            return tuple(r.document_id for r in self.replacements)
-        return ()
+        return action_targets(
+            self.doc_type,
+            own_document_id,
+            self.document_id,
+            [r.document_id for r in self.replacements],
+        )
+
+
+def action_targets(
+    doc_type: int, own_document_id: str, business_document_id: str | None, replaced: Sequence[str]
+) -> tuple[str, ...]:
+    """Which documents a message acts on (EDXML.md 1.2), from its ``BussinessDocType``.
+
+    A revoke acts on ``Bussiness/DocumentId``, or without one on its own DocumentId
+    (the national SDK's revoke repeats the original's header); an update on
+    ``Bussiness/DocumentId``; a replacement on each ``ReplacementInfo/DocumentId``; a
+    new document on nothing, whatever its ``Bussiness/DocumentId`` says.
+    """
+    if doc_type == BusinessDocType.REVOKE:
+        return (business_document_id or own_document_id,)
+    if doc_type == BusinessDocType.UPDATE:
+        return (business_document_id or "",)
+    if doc_type == BusinessDocType.REPLACE:
+        return tuple(replaced)
+    return ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from datetime import date
 from lxml import etree
 
 from schemas._common import EDXML_NS, parse_date
+from schemas.edoc import BusinessDocType, action_targets
 from schemas.xml import text_of
 
 _NS = {"e": EDXML_NS}
@@ -84,20 +85,16 @@ def _business(root: etree._Element, document_id: str) -> tuple:
         return 0, None, (), (), ()
     business = {child.tag: child for child in found[0]}
     doc_type = int(_stripped(business.get(_tag("BussinessDocType"))) or 0)
-    own_target = _stripped(business.get(_tag("DocumentId")))
     reason = _stripped(business.get(_tag("BussinessDocReason")))
-    if doc_type == 1:
-        return doc_type, reason, (own_target or document_id,), (), ()
-    if doc_type == 2:
+    receivers: tuple[str, ...] = ()
+    replaced: list[tuple[str, tuple[str, ...]]] = []
+    if doc_type == BusinessDocType.UPDATE:
         info = business.get(_tag("BussinessDocumentInfo"))
-        receivers: tuple[str, ...] = ()
         if info is not None and _inner_text(info, _tag("DocumentReceiver")) == "1":
             receivers = _texts(
                 next(info.iterchildren(_tag("ReceiverList")), None), "Receiver", "OrganId"
             )
-        return doc_type, reason, (own_target or "",), receivers, ()
-    if doc_type == 3:
-        replaced = []
+    elif doc_type == BusinessDocType.REPLACE:
         for info in business[_tag("ReplacementInfoList")].iterchildren(_tag("ReplacementInfo")):
             organs = next(info.iterchildren(_tag("OrganIdList")), None)
             organ_ids = (
@@ -106,8 +103,13 @@ def _business(root: etree._Element, document_id: str) -> tuple:
                 else tuple((text_of(o) or "").strip() for o in organs.iterchildren(_ORGAN_ID))
             )
             replaced.append((_inner_text(info, _tag("DocumentId")) or "", organ_ids))
-        return doc_type, reason, tuple(r[0] for r in replaced), (), tuple(replaced)
-    return doc_type, reason, (), (), ()
+    targets = action_targets(
+        doc_type,
+        document_id,
+        _stripped(business.get(_tag("DocumentId"))),
+        [target for target, _ in replaced],
+    )
+    return doc_type, reason, targets, receivers, tuple(replaced)
 
 
 def read_header(root: etree._Element) -> EdocHeader:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 
+from schemas._common import VIETNAM
 from schemas.codec import to_bytes
 from schemas.edoc import (
     Attachment,
@@ -25,8 +26,6 @@ from schemas.edoc import (
     TraceHeader,
 )
 from schemas.status import Status, StatusCode
-
-VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 DOCUMENT_TYPES: dict[int, tuple[str, str | None]] = {
     1: ("Công văn", None),

@@ -19,10 +19,9 @@ from datetime import date
 from lxml import etree
 
 from axis.rejections import SchemaInvalid
-from schemas._common import EDXML_NS
+from schemas._common import EDXML_NS, Fields
 
 _Q = f"{{{EDXML_NS}}}"
-_CUT = len(_Q)
 
 ONCE = (1, 1)
 OPTIONAL = (0, 1)
@@ -74,12 +73,7 @@ def _where(element: etree._Element) -> str:
 
 
 def _children(element: etree._Element) -> dict[str, list[etree._Element]]:
-    found: dict[str, list[etree._Element]] = {}
-    for child in element:
-        tag = child.tag
-        if isinstance(tag, str) and tag.startswith(_Q):
-            found.setdefault(tag[_CUT:], []).append(child)
-    return found
+    return Fields(element, EDXML_NS).by_name
 
 
 def _count(

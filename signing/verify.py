@@ -79,7 +79,6 @@ import re
 import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -89,6 +88,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from axis.rejections import CertUntrusted, Rejection, SignatureInvalid
+from schemas._common import VIETNAM
 from schemas.xml import DEFAULT_MAX_BYTES, has_doctype, parse
 from signing.document import (
     canonicalize,
@@ -136,8 +136,6 @@ _STRICT = PROFILES[SignatureProfile.STRICT]
 _SIGNATURE_METHODS = {m.value: m for m in _STRICT.signature_methods}
 """The fast path's methods: the strict ones only."""
 _CACHE_LIMIT = 4096
-_VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
-"""Whose calendar ``legacy_until`` is a date of."""
 
 # Which profile each algorithm belongs to, to tell a profile from a mix of both.
 _C14N_PROFILE = {p.canonicalization.value: p.profile for p in PROFILES.values()}
@@ -521,7 +519,7 @@ def _check_legacy_policy(legacy_until: date | None, at: datetime) -> None:
     )
     if legacy_until is None:
         raise SignatureInvalid(f"{what}: the legacy profile is not enabled here")
-    today = at.astimezone(_VIETNAM).date()
+    today = at.astimezone(VIETNAM).date()
     if not today < legacy_until:
         raise SignatureInvalid(
             f"{what} since {legacy_until.isoformat()} (its sunset date; today is "

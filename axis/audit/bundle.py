@@ -811,10 +811,7 @@ def export_bundle(
     ``sender`` says whose document (default: the first to be received with the id).
     """
     with engine.connect() as conn:
-        trail = store.trail(conn, document_id)
-        owner = sender or next((t.sender for t in trail if t.kind == "RECEIVED"), None)
-        if owner is not None:
-            trail = [t for t in trail if owner in (t.sender, t.recipient)]
+        trail = store.trail(conn, document_id, sender or store.first_sender(conn, document_id))
         last_seq = trail[-1].seq if trail else 0
         head = _covering_head(conn, last_seq)
     if not trail:

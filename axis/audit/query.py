@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -36,8 +35,9 @@ from sqlalchemy import Connection
 from axis.audit import store
 from axis.audit.chain import EventKind
 from axis.models import Agency, AuditEvent, Delivery, Document, Status, table
+from schemas._common import VIETNAM
 
-LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+LOCAL_ZONE = VIETNAM
 VIETNAM_OFFSET = timedelta(hours=7)
 """Asia/Ho_Chi_Minh's offset from UTC, the same all year (no daylight saving since 1975)."""
 
@@ -185,14 +185,7 @@ def trail(conn: Connection, document_id: str, sender: str | None = None) -> Trai
         rows = [r for r in rows if r.sender == rows[0].sender]
     document = _facts(rows[0]) if rows else None
     owner = sender or (document.sender if document else None)
-    links = sorted(
-        (
-            link
-            for link in store.trail(conn, document_id)
-            if owner is None or owner in (link.sender, link.recipient)
-        ),
-        key=lambda link: (link.at, link.seq),
-    )
+    links = sorted(store.trail(conn, document_id, owner), key=lambda link: (link.at, link.seq))
     related_rows = list(rows[1:])
     acting = sa.select(*columns).where(_DOCUMENTS.c.acts_on == document_id)
     if owner is not None:

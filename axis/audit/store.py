@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import NoResultFound
 
-from axis.audit.chain import GENESIS, Break, Event, Link, chain, link_digest
+from axis.audit.chain import GENESIS, Break, Event, EventKind, Link, chain, link_digest
 from axis.db import make_engine
 from axis.models import AuditEvent, AuditHead, ChainHead, table
 
@@ -128,10 +128,27 @@ def link_of(row: sa.Row) -> Link:
     )
 
 
-def trail(conn: Connection, document_id: str) -> list[Link]:
-    """Every event of ``document_id``, in chain order."""
+def trail(conn: Connection, document_id: str, party: str | None = None) -> list[Link]:
+    """Every event of ``document_id``, in chain order.
+
+    A DocumentId is unique per sender only: with ``party``, just the events that agency
+    takes part in (as sender or recipient), which are those of its document.
+    """
     query = sa.select(*(_EVENTS.c[c] for c in COLUMNS)).where(_EVENTS.c.document_id == document_id)
+    if party is not None:
+        query = query.where(sa.or_(_EVENTS.c.sender == party, _EVENTS.c.recipient == party))
     return [link_of(row) for row in conn.execute(query.order_by(_EVENTS.c.seq))]
+
+
+def first_sender(conn: Connection, document_id: str) -> str | None:
+    """Who sent the first document the hub received as ``document_id``, if any did."""
+    query = (
+        sa.select(_EVENTS.c.sender)
+        .where(_EVENTS.c.document_id == document_id, _EVENTS.c.event == str(EventKind.RECEIVED))
+        .order_by(_EVENTS.c.seq)
+        .limit(1)
+    )
+    return conn.execute(query).scalar_one_or_none()
 
 
 def links_between(conn: Connection, first: int, last: int) -> list[Link]:

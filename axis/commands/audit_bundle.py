@@ -11,7 +11,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
 from cryptography import x509
@@ -28,9 +27,10 @@ from axis.audit.bundle import (
 from axis.audit.chain import format_time
 from axis.commands._context import handle_errors, load_config, quiet_logs
 from axis.config import ConfigError
+from schemas._common import VIETNAM
 from signing import TrustStore
 
-LOCAL_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+LOCAL_ZONE = VIETNAM
 
 
 def _shown(at: datetime | None, utc: bool) -> str:
