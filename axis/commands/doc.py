@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -18,10 +20,16 @@ from schemas import (
     Edoc,
     Organization,
     Priority,
+    Receiver,
     Replacement,
     ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    Status,
+    StatusCode,
     SteeringType,
     TraceHeader,
+    UpdateInfo,
     files,
     is_group_id,
     is_organ_id,
@@ -35,7 +43,7 @@ from schemas import (
 from schemas.samples import DOCUMENT_TYPES, VIETNAM
 from schemas.xml import DEFAULT_MAX_BYTES, parse
 
-_DATE = click.DateTime(formats=["%Y-%m-%d"])
+_DATE = click.DateTime(formats=["%Y-%m-%d", "%Y/%m/%d"])
 
 
 @click.group("doc")
@@ -139,6 +147,32 @@ def _fail(rejection: Rejection) -> NoReturn:
 @click.option("--replace", metavar="DOCUMENT_ID", help="Replace an earlier document.")
 @click.option("--reason", help="Why the earlier document is revoked, updated or replaced.")
 @click.option(
+    "--update-receiver",
+    "update_receivers",
+    multiple=True,
+    metavar="CODE",
+    callback=_recipients,
+    help="With --update: a new recipient the update also reaches (repeatable).",
+)
+@click.option(
+    "--document-id",
+    metavar="ID",
+    help="The DocumentId (default: OrganId,yyyy/MM/dd,number/notation); may be opaque.",
+)
+@click.option("--from-name", help="OrganName of the sender.")
+@click.option("--in-charge", help="OrganizationInCharge of the sender.")
+@click.option("--place", help="PromulgationInfo/Place, e.g. Hà Nội.")
+@click.option("--type-detail", help="DocumentType/TypeDetail.")
+@click.option("--signer", help="SignerInfo/FullName: who signed the paper original.")
+@click.option("--position", help="SignerInfo/Position, e.g. Bộ trưởng.")
+@click.option("--competence", help="SignerInfo/Competence, e.g. KT. BỘ TRƯỞNG.")
+@click.option("--to-place", "to_places", multiple=True, help="ToPlaces/Place (repeatable).")
+@click.option("--sphere", help="OtherInfo/SphereOfPromulgation.")
+@click.option("--typer-notation", help="OtherInfo/TyperNotation.")
+@click.option("--copies", type=click.IntRange(0), help="OtherInfo/PromulgationAmount.")
+@click.option("--pages", type=click.IntRange(0), help="OtherInfo/PageAmount.")
+@click.option("--paper/--no-paper", default=None, help="Bussiness/Paper: a paper copy follows.")
+@click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
 )
 def new(
@@ -161,15 +195,39 @@ def new(
     update: str | None,
     replace: str | None,
     reason: str | None,
+    update_receivers: tuple[str, ...],
+    document_id: str | None,
+    from_name: str | None,
+    in_charge: str | None,
+    place: str | None,
+    type_detail: str | None,
+    signer: str | None,
+    position: str | None,
+    competence: str | None,
+    to_places: tuple[str, ...],
+    sphere: str | None,
+    typer_notation: str | None,
+    copies: int | None,
+    pages: int | None,
+    paper: bool | None,
     output: Path | None,
 ) -> None:
-    """Write a new unsigned edXML document that satisfies the schema."""
+    """Write a new unsigned edXML document (EDXML.md 1) that satisfies the schema."""
     now = datetime.now(UTC)
     when: date = promulgated.date() if promulgated else now.astimezone(VIETNAM).date()
     known_type = DOCUMENT_TYPES.get(doc_type)
+    business = _business(revoke, update, replace, reason)
+    if update_receivers:
+        if business.doc_type is not BusinessDocType.UPDATE:
+            raise click.UsageError("--update-receiver goes with --update")
+        receivers = tuple(Receiver(code) for code in update_receivers)
+        business = dataclasses.replace(business, update=UpdateInfo(None, True, receivers))
+    if paper is not None:
+        business = dataclasses.replace(business, paper=paper)
+    has_signer = signer or position or competence
     try:
         edoc = Edoc(
-            sender=Organization(sender),
+            sender=Organization(sender, name=from_name, organization_in_charge=in_charge),
             recipients=tuple(Organization(code) for code in recipients),
             number=number,
             notation=notation,
@@ -183,14 +241,28 @@ def new(
             priority=Priority(priority),
             response_for=tuple(ResponseFor.from_document_id(d) for d in reply_to),
             trace=(TraceHeader(sender, now),),
-            business=_business(revoke, update, replace, reason),
+            business=business,
             attachments=tuple(
                 _attachment(i, path, zipped=zipped) for i, path in enumerate(attach, 1)
             ),
+            document_id=document_id or "",
+            place=place,
+            type_detail=type_detail,
+            signer=SignerInfo(signer, position, competence) if has_signer else None,
+            to_places=to_places,
+            sphere_of_promulgation=sphere,
+            typer_notation=typer_notation,
+            promulgation_amount=copies,
+            page_amount=pages,
         )
         data = to_bytes(edoc)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    _write_checked(data, output, edoc.document_id)
+
+
+def _write_checked(data: bytes, output: Path | None, document_id: str) -> None:
+    """Write ``data`` to ``output`` (stdout by default) once it satisfies the schema."""
     try:
         validate(parse(data))
     except SchemaInvalid as exc:
@@ -201,7 +273,89 @@ def new(
         sys.stdout.buffer.flush()
     else:
         output.write_bytes(data)
-        click.echo(f"{edoc.document_id} -> {output}", err=True)
+        click.echo(f"{document_id} -> {output}", err=True)
+
+
+def _only(codes: Sequence[str], what: str) -> str:
+    if len(codes) != 1:
+        raise click.UsageError(f"name {what}: the document has {len(codes)} candidates")
+    return codes[0]
+
+
+@group.command("new-status")
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--code",
+    required=True,
+    type=click.Choice([c.value for c in StatusCode]),
+    help="01 arrived, 02 refused, 03 accepted, 04 awaiting assignment, 05 being processed, "
+    "06 completed, 13 recall requested, 15 recall agreed, 16 recall refused.",
+)
+@click.option(
+    "--from",
+    "sender",
+    metavar="CODE",
+    help="Who sends it: a recipient of DOCUMENT (for 13 its sender, the default then). "
+    "Default: the document's only recipient.",
+)
+@click.option(
+    "--to",
+    "addressee",
+    metavar="CODE",
+    help="For 13, the recipient it is for (default: the document's only one); "
+    "otherwise always the document's sender.",
+)
+@click.option("--description", help="What the status says, e.g. Đã hoàn thành.")
+@click.option("--department", help="StaffInfo/Department.")
+@click.option("--staff", help="StaffInfo/Staff: who handles the document.")
+@click.option("--email", help="StaffInfo/Email.")
+@click.option("--mobile", help="StaffInfo/Mobile.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
+def new_status(
+    document: Path,
+    code: str,
+    sender: str | None,
+    addressee: str | None,
+    description: str | None,
+    department: str | None,
+    staff: str | None,
+    email: str | None,
+    mobile: str | None,
+    output: Path | None,
+) -> None:
+    """Write an unsigned status (EDXML.md 2) about the received DOCUMENT file.
+
+    ResponseFor carries the document's sender, Code, PromulgationDate and DocumentId.
+    """
+    edoc = _read_edoc(document)
+    status_code = StatusCode(code)
+    recipients = [r for r in edoc.recipient_ids if not is_group_id(r)]
+    if status_code.from_sender:
+        sender = sender or edoc.sender.organ_id
+        addressee = addressee or _only(recipients, "the recipient with --to")
+    else:
+        sender = sender or _only(recipients, "the recipient sending it with --from")
+        if addressee not in (None, edoc.sender.organ_id):
+            raise click.UsageError(f"status {code} goes to the document's sender")
+        addressee = edoc.sender.organ_id
+    has_staff = department or staff or email or mobile
+    try:
+        status = Status.about(
+            sender,
+            edoc.document_id,
+            status_code,
+            datetime.now(UTC),
+            addressee=addressee,
+            description=description,
+            staff=StaffInfo(department, staff, mobile, email) if has_staff else None,
+            response_for=ResponseFor.of(edoc),
+        )
+        data = to_bytes(status)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _write_checked(data, output, edoc.document_id)
 
 
 def _document_id_of(kind: str, root: etree._Element) -> str | None:

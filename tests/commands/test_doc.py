@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import sys
@@ -23,7 +24,7 @@ from click.testing import CliRunner  # noqa: E402
 from lxml import etree  # noqa: E402
 
 from cli import main  # noqa: E402
-from schemas import BusinessDocType, parse_edoc  # noqa: E402
+from schemas import BusinessDocType, ResponseFor, parse_edoc, parse_status  # noqa: E402
 
 SUBJECT = "Về việc triển khai Nghị định số 30/2020/NĐ-CP về công tác văn thư"
 DOC_ID = "000.00.00.G22,2026/11/20,101/VPCP-KSTT"
@@ -179,3 +180,66 @@ def test_doc_extract_refuses_a_zip_with_path_traversal_and_writes_nothing(tmp_pa
     assert "refused" in result.stderr
     assert (tmp_path / "evil.doc").read_bytes() == b"placeholder"
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_doc_new_writes_every_message_header_field_it_is_given(tmp_path: Path) -> None:
+    doc = tmp_path / "d.xml"
+    options = [
+        *("--document-id", "3f2b8c1e-6d4a-4f7e-9b1a-2c5d8e9f0a1b"),
+        *("--from-name", "Văn phòng Chính phủ", "--in-charge", "Thủ tướng Chính phủ"),
+        *("--place", "Hà Nội", "--type-detail", "0", "--signer", "Nguyễn Văn An"),
+        *("--position", "Bộ trưởng", "--competence", "KT. BỘ TRƯỞNG"),
+        *("--to-place", "Các bộ", "--to-place", "Các tỉnh", "--sphere", "Toàn quốc"),
+        *("--typer-notation", "NVA", "--copies", "120", "--pages", "4", "--paper"),
+        *("-o", str(doc)),
+    ]
+    made = CliRunner().invoke(main, new_args(*options))
+    assert made.exit_code == 0, made.output
+    edoc = parse_edoc(doc.read_bytes())
+    assert edoc.document_id == "3f2b8c1e-6d4a-4f7e-9b1a-2c5d8e9f0a1b"
+    assert (edoc.sender.name, edoc.sender.organization_in_charge) == (
+        "Văn phòng Chính phủ",
+        "Thủ tướng Chính phủ",
+    )
+    assert (edoc.place, edoc.type_detail, edoc.to_places) == ("Hà Nội", "0", ("Các bộ", "Các tỉnh"))
+    assert edoc.signer is not None and edoc.signer.full_name == "Nguyễn Văn An"
+    assert (edoc.sphere_of_promulgation, edoc.typer_notation) == ("Toàn quốc", "NVA")
+    assert (edoc.promulgation_amount, edoc.page_amount, edoc.business.paper) == (120, 4, True)
+
+
+def test_doc_new_update_receiver_reaches_a_new_recipient(tmp_path: Path) -> None:
+    original = "000.00.00.G22,2026/11/01,7/VPCP-KSTT"
+    args = new_args("--update", original, "--update-receiver", "000.00.00.H29")
+    made = CliRunner().invoke(main, args)
+    assert made.exit_code == 0, made.output
+    edoc = parse_edoc(made.stdout_bytes)
+    assert edoc.targets == (original,)
+    assert edoc.business.update is not None
+    assert [r.organ_id for r in edoc.business.update.receivers] == ["000.00.00.H29"]
+
+
+@pytest.mark.parametrize(
+    "code,options,sender,addressee",
+    [
+        ("06", ["--from", "000.00.00.H41"], "000.00.00.H41", "000.00.00.G22"),
+        ("01", [], "000.00.00.H41", "000.00.00.G22"),
+        ("13", [], "000.00.00.G22", "000.00.00.H41"),
+    ],
+)
+def test_doc_new_status_writes_a_status_about_a_received_document(
+    tmp_path: Path, code: str, options: list[str], sender: str, addressee: str
+) -> None:
+    doc = tmp_path / "d.xml"
+    one_recipient = new_args()
+    group = one_recipient.index("@provinces")
+    del one_recipient[group - 1 : group + 1]  # a single To remains: H41
+    made = CliRunner().invoke(main, [*one_recipient, "-o", str(doc)])
+    assert made.exit_code == 0, made.output
+    args = ["doc", "new-status", str(doc), "--code", code, *options, "--staff", "Nguyễn Thị Lan"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    status = parse_status(result.stdout_bytes)
+    edoc = parse_edoc(doc.read_bytes())
+    assert (status.sender_id, status.addressee, status.code.value) == (sender, addressee, code)
+    assert status.response_for == dataclasses.replace(ResponseFor.of(edoc), organ_id=addressee)
+    assert status.staff is not None and status.staff.staff == "Nguyễn Thị Lan"
