@@ -488,6 +488,8 @@ class AgencyStats:
     """Received documents that had a due date."""
     completed_on_time: int = 0
     """Of those, completed (06) before the end of the due date (Vietnam)."""
+    legacy_signed: int = 0
+    """Sent documents the hub accepted under the legacy signature profile, to chase."""
 
 
 @dataclass
@@ -522,6 +524,11 @@ class StatsReport:
         return sum(r.acknowledged for r in self.rows)
 
     @property
+    def legacy_signed(self) -> int:
+        """Documents accepted under the legacy signature profile."""
+        return sum(r.legacy_signed for r in self.rows)
+
+    @property
     def with_due_date(self) -> int:
         """Deliveries of documents with a due date."""
         return sum(r.with_due_date for r in self.rows)
@@ -544,6 +551,7 @@ class StatsReport:
                 "acknowledged",
                 "with_due_date",
                 "completed_on_time",
+                "legacy_signed",
             ):
                 setattr(total, name, getattr(total, name) + getattr(row, name))
         return sorted(totals.values(), key=lambda t: (-t.received - t.sent, t.agency))
@@ -609,12 +617,14 @@ def stats(conn: Connection, q: StatsQuery) -> StatsReport:
         in_range.append(d.c.received_at < q.until)
 
     sent_period = _period(d.c.received_at, q.by, q.offset, dialect).label("period")
-    for agency, period, count in conn.execute(
-        sa.select(d.c.sender, sent_period, sa.func.count())
+    legacy = sa.func.sum(sa.case((d.c.signature_profile == "legacy", 1), else_=0))
+    for agency, period, count, legacy_count in conn.execute(
+        sa.select(d.c.sender, sent_period, sa.func.count(), legacy)
         .where(*in_range)
         .group_by(d.c.sender, sent_period)
     ):
-        row(agency, period).sent = count
+        found = row(agency, period)
+        found.sent, found.legacy_signed = count, int(legacy_count or 0)
 
     rejected_period = _period(e.c.at, q.by, q.offset, dialect).label("period")
     rejected_where = [e.c.event == str(EventKind.REJECTED), e.c.sender.is_not(None)]

@@ -400,6 +400,7 @@ _STATS_COLUMNS = (
     "median_ack_seconds",
     "with_due_date",
     "completed_on_time",
+    "legacy_signed",
 )
 
 
@@ -416,6 +417,7 @@ def _stats_row(report: query.StatsReport, row: query.AgencyStats) -> list[Any]:
         median,
         row.with_due_date,
         row.completed_on_time,
+        row.legacy_signed,
     ]
 
 
@@ -563,6 +565,7 @@ def stats(
                     "acknowledged": report.acknowledged,
                     "with_due_date": report.with_due_date,
                     "completed_on_time": report.completed_on_time,
+                    "legacy_signed": report.legacy_signed,
                     "text": english,
                     "text_vi": vietnamese,
                 },
@@ -599,6 +602,14 @@ def stats(
             f"{_percent(a.acknowledged, a.received):>8} {on_time:>8}  "
             f"{report.names.get(a.agency, '')}"
         )
+    legacy = [a for a in report.by_agency() if a.legacy_signed]
+    if legacy:
+        click.echo(
+            f"\n{report.legacy_signed:,} documents signed under the legacy profile "
+            "(rsa-sha1, accepted until [signing] legacy_profile_until), by agency:"
+        )
+        for a in sorted(legacy, key=lambda a: (-a.legacy_signed, a.agency)):
+            click.echo(f"{a.agency:<16} {a.legacy_signed:>8,}  {report.names.get(a.agency, '')}")
     if plot is not None:
         click.echo(f"\nchart written to {plot}")
 

@@ -56,6 +56,7 @@ class History:
         priority: int = 0,
         acts_on: tuple[str, int] | None = None,
         delivered_after: timedelta | None = timedelta(milliseconds=50),
+        signature_profile: str | None = "strict",
     ) -> str:
         document_id = f"{sender},{at:%Y/%m/%d},{next(_numbers)}/VP"
         receipt_id = str(uuid.uuid4())
@@ -96,6 +97,7 @@ class History:
                     business_type=acts_on[1] if acts_on else 0,
                     acts_on=acts_on[0] if acts_on else None,
                     state="active",
+                    signature_profile=signature_profile,
                 )
             )
             for recipient in recipients:
@@ -300,6 +302,18 @@ def test_stats_count_sent_received_rejected_acknowledged_and_on_time(history) ->
     assert (whole.sent, whole.received, whole.rejected, whole.acknowledged) == (4, 8, 2, 5)
     totals = {t.agency: (t.sent, t.received, t.acknowledged) for t in whole.by_agency()}
     assert totals == {S: (4, 0, 0), A: (0, 4, 4), B: (0, 4, 1)}
+
+
+def test_stats_count_each_agencys_documents_signed_under_the_legacy_profile(history) -> None:
+    history.document(S, [A], MONDAY, signature_profile="legacy")
+    history.document(S, [A], MONDAY + timedelta(hours=1), signature_profile="legacy")
+    history.document(S, [B], MONDAY + timedelta(hours=2))
+    history.document(A, [B], MONDAY + timedelta(hours=3), signature_profile=None)  # before 0004
+    history.document(B, [A], MONDAY + timedelta(hours=4), signature_profile="legacy")
+    with history.engine.connect() as conn:
+        whole = stats(conn, StatsQuery(by="month"))
+    assert whole.legacy_signed == 3
+    assert {t.agency: t.legacy_signed for t in whole.by_agency()} == {S: 2, A: 0, B: 1}
 
 
 def test_stats_keep_to_the_range(history) -> None:
