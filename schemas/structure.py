@@ -128,11 +128,118 @@ def _first(found: dict[str, list[etree._Element]], name: str) -> etree._Element 
     return elements[0] if elements else None
 
 
+def _tag(name: str) -> str:
+    return f"{_Q}{name}"
+
+
+_ENVELOPE, _HEADER, _MESSAGE_HEADER, _TRACE, _BODY, _ATTACHMENTS = map(
+    _tag,
+    (
+        "edXMLEnvelope",
+        "edXMLHeader",
+        "MessageHeader",
+        "TraceHeaderList",
+        "edXMLBody",
+        "AttachmentEncoded",
+    ),
+)
+_FROM, _TO, _RESPONSE, _BUSINESS, _DOC_TYPE = map(
+    _tag, ("From", "To", "ResponseFor", "Bussiness", "BussinessDocType")
+)
+_DOCUMENT_RULES = {_tag(n): rule for n, rule in DOCUMENT_HEADER.items()}
+_STATUS_RULES = {_tag(n): rule for n, rule in STATUS_HEADER.items()}
+_DOCUMENT_REQUIRED = tuple(tag for tag, (least, _) in _DOCUMENT_RULES.items() if least)
+_STATUS_REQUIRED = tuple(tag for tag, (least, _) in _STATUS_RULES.items() if least)
+_DATE_PATHS = (
+    (_tag("PromulgationInfo"), _tag("PromulgationDate")),
+    (_tag("ResponseFor"), _tag("PromulgationDate")),
+    (_tag("DueDate"), None),
+    (_tag("Timestamp"), None),
+)
+_TRACE_HEADER, _TIMESTAMP = _tag("TraceHeader"), _tag("Timestamp")
+_DOCUMENT_ID, _REPLACEMENTS = _tag("DocumentId"), _tag("ReplacementInfoList")
+
+
+def _within(
+    counts: dict[str, int], rules: dict[str, tuple[int, int | None]], required: tuple[str, ...]
+) -> bool:
+    for tag, found in counts.items():
+        rule = rules.get(tag)  # None for another kind's field (or a processing instruction)
+        if rule is None or (rule[1] is not None and found > rule[1]):
+            return False
+    return all(tag in counts for tag in required)
+
+
+def _late(element: etree._Element) -> bool:
+    """A date the pattern let through that could be past its month's end (the 29th on)."""
+    return (element.text or "").strip()[8:10] > "28"
+
+
+def _fine(root: etree._Element) -> str | None:
+    """The kind of a root that breaks no rule, found with as few steps as possible; else None.
+
+    Only a root that breaks one (or has a date from the 29th on) is walked by
+    :func:`_check_in_detail`, to say where.
+    """
+    envelope = next(root.iterchildren(_ENVELOPE))
+    header = next(envelope.iterchildren(_HEADER))
+    message_header = next(header.iterchildren(_MESSAGE_HEADER))
+    counts: dict[str, int] = {}
+    dates: list[etree._Element] = []
+    for child in message_header:
+        tag = child.tag
+        counts[tag] = counts.get(tag, 0) + 1
+        if tag in (_FROM, _TO):
+            details = [c.tag for c in child]
+            if len(details) != len(set(details)):
+                return None
+    for parent, leaf in _DATE_PATHS:
+        for element in message_header.iterchildren(parent):
+            dates += element.iterchildren(leaf) if leaf else (element,)
+    trace = next(header.iterchildren(_TRACE), None)
+    has_body = next(envelope.iterchildren(_BODY), None) is not None
+    replies = [len(reply) for reply in message_header.iterchildren(_RESPONSE)]
+    if counts.get(_TO):
+        if (
+            not _within(counts, _DOCUMENT_RULES, _DOCUMENT_REQUIRED)
+            or trace is None
+            or not has_body
+        ):
+            return None
+        if any(0 < n < 4 for n in replies):
+            return None
+        businesses = list(trace.iterchildren(_BUSINESS))
+        if len(businesses) > 1:
+            return None
+        if businesses:
+            business = businesses[0]
+            doc_type = (next(business.iterchildren(_DOC_TYPE)).text or "").strip()
+            if doc_type == "2" and next(business.iterchildren(_DOCUMENT_ID), None) is None:
+                return None
+            if doc_type == "3":
+                return None  # its ReplacementInfo list: rare enough to walk in detail
+        for hop in trace.iterchildren(_TRACE_HEADER):
+            dates += hop.iterchildren(_TIMESTAMP)
+        kind = "edoc"
+    else:
+        if not _within(counts, _STATUS_RULES, _STATUS_REQUIRED) or trace is not None or has_body:
+            return None
+        if replies != [4] or next(root.iterchildren(_ATTACHMENTS), None) is not None:
+            return None
+        kind = "status"
+    return None if any(_late(d) for d in dates) else kind
+
+
 def check(root: etree._Element) -> str:
     """Check a schema-valid ``edXML`` root's structure; return ``"edoc"`` or ``"status"``.
 
     Raises :class:`SchemaInvalid` naming the element and line at fault.
     """
+    return _fine(root) or _check_in_detail(root)
+
+
+def _check_in_detail(root: etree._Element) -> str:
+    """:func:`check`, walking the tree to name the element and line at fault."""
     envelope = _children(root)["edXMLEnvelope"][0]
     parts = _children(envelope)
     header = parts["edXMLHeader"][0]
@@ -161,10 +268,9 @@ def check(root: etree._Element) -> str:
     for name, where in (("TraceHeaderList", header_parts), ("edXMLBody", parts)):
         if name in where:
             raise SchemaInvalid(f"{_where(where[name][0])} is not part of a status")
-    if "AttachmentEncoded" in _children(root):
-        raise SchemaInvalid(
-            f"{_where(_children(root)['AttachmentEncoded'][0])} is not part of a status"
-        )
+    attachments = _children(root).get("AttachmentEncoded")
+    if attachments:
+        raise SchemaInvalid(f"{_where(attachments[0])} is not part of a status")
     _organ_details(fields["From"][0])
     _response_for(fields["ResponseFor"][0], required=True)
     _calendar(fields["Timestamp"][0])
