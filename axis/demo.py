@@ -39,7 +39,8 @@ from axis.broker.management import Management
 from axis.config import Config, load
 from axis.hubdir import DEFAULT_MANAGEMENT_URL, init_hub
 from axis.service import trust_store
-from schemas.samples import sample_edoc
+from schemas import files
+from schemas.samples import pdf_like, sample_edoc
 from signing import Verifier
 
 DEMO_VHOST = "axis-demo"
@@ -48,6 +49,8 @@ GOVERNMENT_OFFICE = "000.00.00.G22"
 AGENCIES_CSV = Path(__file__).with_name("data") / "agencies.csv"
 INVALID_SHARE = 0.03
 REPLY_SHARE = 0.06
+ZIPPED_EVERY = 5
+"""Every fifth document carries a file wrapped in a ZIP, as the national SDK sends them."""
 STATUS_STEPS = ("03", "05", "06")
 COMPLETE_SHARE = 0.7
 """Share of received documents the recipient works through to 06 (completed)."""
@@ -218,7 +221,7 @@ class Simulation:
                 others, k=min(len(others), self.rng.choice((1, 1, 1, 2, 3)))
             )
             steps.append(functools.partial(self._edoc, sender, recipients))
-        for kind in ("revoke", "update"):
+        for kind in ("revoke", "update", "replace", "recall"):
             steps.append(functools.partial(self._amend, kind))
         for n in range(invalid):
             steps.append(functools.partial(self._invalid, n))
@@ -243,6 +246,8 @@ class Simulation:
         )
         if steering != 1:
             edoc = dataclasses.replace(edoc, steering_type=schemas.SteeringType(steering))
+        if self._number % ZIPPED_EVERY == 0:
+            edoc = _with_zipped_file(edoc, self.rng)
         if recipients == ["@provinces"]:
             self.directive = edoc.document_id
         self.sent_documents[edoc.document_id] = (sender, edoc)
@@ -265,6 +270,27 @@ class Simulation:
             return
         original_id = self.rng.choice(sorted(self.sent_documents))
         sender, original = self.sent_documents[original_id]
+        if kind == "recall":
+            # 13: the sender asks a recipient to recall; the recipient answers 15.
+            agency = self.agencies[sender]
+            to = original.recipient_ids[0]
+            if to.startswith("@"):
+                return
+            agency.results.append(
+                agency.client.send_status(
+                    original_id, "13", "Đề nghị thu hồi", to=to, document=original, wait=False
+                )
+            )
+            return
+        if kind == "replace":
+            recipients = [r.organ_id for r in original.recipients]
+            business = schemas.Business(
+                schemas.BusinessDocType.REPLACE,
+                "Thay thế văn bản ban hành nhầm",
+                replacements=(schemas.Replacement(original_id, tuple(recipients)),),
+            )
+            self._edoc(sender, recipients, business=business)
+            return
         if kind == "revoke":
             # As the national SDK does: the original's header again, its DocumentId included.
             business = schemas.Business(
@@ -319,9 +345,19 @@ class Simulation:
             if delivery.kind == "edoc" and delivery.verified:
                 self._on_document(agency, delivery)
             elif delivery.kind == "status":
+                status = delivery.status if delivery.verified else None
+                if status is not None and status.code == schemas.StatusCode.RECALL_REQUESTED:
+                    agency.results.append(
+                        agency.client.send_status(
+                            status.document_id,
+                            "15",
+                            "Đồng ý thu hồi",
+                            to=status.sender_id,
+                            wait=False,
+                        )
+                    )
                 with self.tally.lock:
                     self.tally.statuses += 1
-                    status = delivery.status if delivery.verified else None
                     if status is not None and str(status.code) == "06":
                         self.tally.completed.add((status.document_id, status.sender_id))
         while agency.work and self.rng.random() < 0.5:
@@ -514,3 +550,11 @@ def _summary(t: Tally, simulation: Simulation, elapsed: float, audit_ok: bool) -
         "example_document_id": simulation.directive,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _with_zipped_file(edoc: schemas.Edoc, rng: random.Random) -> schemas.Edoc:
+    """``edoc`` carrying a PDF in the national SDK's ZIP wrapping (application/zip)."""
+    name = f"{edoc.number}_{edoc.notation}.pdf".replace("/", "-")
+    wrapped = files.wrap(name, pdf_like(2048, rng))
+    attachment = schemas.Attachment("cid:1", "application/zip", name, wrapped)
+    return dataclasses.replace(edoc, attachments=(attachment,), manifest=())

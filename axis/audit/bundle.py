@@ -458,9 +458,12 @@ class _Checker:
         head_signed_at: datetime,
     ) -> Evidence:
         received = [e for e in events if e.kind == "RECEIVED"]
-        if len(received) != 1:
+        # Later arrivals with the same DocumentId are actions repeating it (the national
+        # SDK's revoke repeats its original's header): each must be one of the actions.
+        actions = {e.receipt_id for e in events if e.kind in _BUSINESS}
+        if not received or any(e.receipt_id not in actions for e in received[1:]):
             raise BundleError(EVENTS, f"{len(received)} RECEIVED events; the document has one")
-        [arrival] = received
+        arrival = received[0]
         detail = _detail(arrival)
         receipt = self.receipt(RECEIPT, arrival, "edoc")
         body = self.files[DOCUMENT]
@@ -916,6 +919,8 @@ def _gather(conn: sa.Connection, archive: Archive, events: Sequence[Link]) -> di
         rid = event.receipt_id or ""
         sha = str(json.loads(event.detail).get("sha256", "")) if event.detail else ""
         if event.kind == "RECEIVED":
+            if DOCUMENT in files:
+                continue  # an action repeating the DocumentId: gathered with its event
             files[DOCUMENT] = _body(conn, archive, sha, f"the document, event #{event.seq}")
             answer(rid, RECEIPT, f"the document (event #{event.seq})")
         elif event.kind == "STATUS":

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 
+import schemas
 from axis import db
 from axis.archive import Archive
 from axis.audit import bundle
@@ -36,7 +37,14 @@ _HERE = str(Path(__file__).parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from bundle_support import PRIVATE_SUBJECT, Traffic, hub_support, run_traffic  # noqa: E402
+from bundle_support import (  # noqa: E402
+    PRIVATE_SUBJECT,
+    Traffic,
+    events,
+    hub_support,
+    run_traffic,
+)
+from bundle_support import sample as bundle_support_sample  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -393,3 +401,35 @@ def test_a_bundle_from_a_postgresql_hub_checks_too(
     assert evidence.document_id == traffic.document_id
     assert sorted(s.code for s in evidence.statuses) == ["01", "01", "06"]
     assert all(d.delivered_at for d in evidence.deliveries)
+
+
+def test_a_revoke_repeating_its_originals_document_id_is_in_the_bundle_as_the_action(
+    traffic: Traffic, trust: TrustStore
+) -> None:
+    """The national SDK's revoke repeats the original's header, DocumentId included."""
+    hub = traffic.hub
+    sender, recipient = hub.register("BSDKS"), hub.register("BSDKR")
+    with hub.client(sender) as s, hub.client(recipient) as r:
+        original = bundle_support_sample(sender.code, [recipient.code])
+        sent = s.send(original)
+        list(r.receive(timeout=3))
+        business = schemas.Business(schemas.BusinessDocType.REVOKE, "Ban hành nhầm")
+        revoked = s.send(replace(original, business=business))
+        list(r.receive(timeout=3))
+        hub.wait_until(
+            lambda: [e.event for e in events(hub, original.document_id)].count("DELIVERED") == 4
+        )
+    config = hub.config
+    archive = Archive(config.hub.archive_dir)
+    try:
+        exported = bundle.export_bundle(
+            hub.engine, archive, original.document_id, writer=ReceiptWriter(hub_signer(config))
+        )
+    finally:
+        archive.close()
+    assert exported.files[bundle.DOCUMENT] == sent.body
+    evidence = check_bundle(zipped(exported.files), trust)
+    assert evidence.receipt_id == sent.receipt.receipt_id
+    assert [e.kind for e in evidence.events].count("RECEIVED") == 2
+    assert f"revoked by {original.document_id}" in evidence.notes
+    assert revoked.receipt.receipt_id in {e.receipt_id for e in evidence.events}
