@@ -475,6 +475,13 @@ class _Checker:
                 "(these are not the bytes the hub received)",
             )
         header, signer = self.signed_document(DOCUMENT, receipt.received_at, "edoc")
+        # Receipts before the legacy profile existed name no profile: strict was the only one.
+        if str(signer.profile) != (receipt.signature_profile or "strict"):
+            raise BundleError(
+                DOCUMENT,
+                f"its signature verifies under the {signer.profile} profile, but the hub's "
+                f"receipt says {receipt.signature_profile or 'strict'}",
+            )
         if header.document_id != document_id:
             raise BundleError(DOCUMENT, f"its DocumentId is {header.document_id!r}")
         if not signer.subject_code == header.sender == receipt.sender == arrival.sender:

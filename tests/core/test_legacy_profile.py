@@ -10,6 +10,7 @@ import pytest
 
 import schemas
 from axis import registry
+from axis.audit import bundle
 from axis.audit.query import StatsQuery, stats
 from axis.authorize import AcceptEdoc
 from axis.deliver import SIGNATURE_PROFILE
@@ -86,3 +87,17 @@ def test_a_strict_document_is_marked_strict(core: CoreHub) -> None:
         r=item.receipt_id,
     )
     assert "signature_profile" not in json.loads(detail.detail)
+
+
+def test_a_legacy_documents_evidence_bundle_checks_offline(
+    core: CoreHub, legacy_signer: Signer
+) -> None:
+    """The checker verifies the legacy signature and that the receipt names its profile."""
+    legacy_until(core, TODAY + timedelta(days=1))
+    item, _ = send(core, legacy_signer)
+    core.pipeline.confirm([item])
+    exported = bundle.export_bundle(
+        core.engine, core.archive, item.document_id or "", writer=core.pipeline.writer
+    )
+    evidence = bundle.check_files(exported.files, core.pki.trust)
+    assert evidence.receipt_id == item.receipt_id
