@@ -389,7 +389,25 @@ def validate_command(file: Path, max_bytes: int) -> None:
     click.echo(f"{kind} {document_id or '-'}")
 
 
-def _files(edoc: Edoc) -> list[tuple[Attachment, list[files.File] | files.UnsafeArchive]]:
+_MAX_ENTRIES = click.option(
+    "--max-entries",
+    type=click.IntRange(1),
+    default=files.DEFAULT_LIMITS.max_entries,
+    show_default=True,
+    help="Refuse a ZIP with more entries than this.",
+)
+_MAX_UNZIPPED = click.option(
+    "--max-unzipped",
+    type=click.IntRange(1),
+    default=files.DEFAULT_LIMITS.max_total_bytes,
+    show_default=True,
+    help="Refuse a ZIP that would unpack to more bytes than this.",
+)
+
+
+def _files(
+    edoc: Edoc, limits: files.ZipLimits = files.DEFAULT_LIMITS
+) -> list[tuple[Attachment, list[files.File] | files.UnsafeArchive]]:
     found: list[tuple[Attachment, list[files.File] | files.UnsafeArchive]] = []
     for attachment in edoc.attachments:
         try:
@@ -397,7 +415,10 @@ def _files(edoc: Edoc) -> list[tuple[Attachment, list[files.File] | files.Unsafe
                 (
                     attachment,
                     files.files_of(
-                        attachment.data, name=attachment.name, content_type=attachment.content_type
+                        attachment.data,
+                        name=attachment.name,
+                        content_type=attachment.content_type,
+                        limits=limits,
                     ),
                 )
             )
@@ -413,9 +434,19 @@ def _read_edoc(file: Path) -> Edoc:
         _fail(exc)
 
 
+def _limits(max_entries: int, max_unzipped: int) -> files.ZipLimits:
+    return files.ZipLimits(
+        max_entries=max_entries,
+        max_entry_bytes=min(files.DEFAULT_LIMITS.max_entry_bytes, max_unzipped),
+        max_total_bytes=max_unzipped,
+    )
+
+
 @group.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def show(file: Path) -> None:
+@_MAX_ENTRIES
+@_MAX_UNZIPPED
+def show(file: Path, max_entries: int, max_unzipped: int) -> None:
     """Print FILE's header and each attached file: its real name, type, size and SHA-256.
 
     Looks inside the national SDK's ZIP wrapping; a ZIP that is unsafe to open (a
@@ -431,7 +462,7 @@ def show(file: Path) -> None:
     if edoc.business.doc_type:
         targets = ", ".join(edoc.targets)
         click.echo(f"Action      {edoc.business.doc_type.name.lower()} of {targets}")
-    for attachment, found in _files(edoc):
+    for attachment, found in _files(edoc, _limits(max_entries, max_unzipped)):
         if isinstance(found, files.UnsafeArchive):
             click.echo(f"Attachment  {attachment.name}  REFUSED: {found.reason}")
             continue
@@ -452,7 +483,9 @@ def show(file: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="The folder to write the attached files into (made if missing).",
 )
-def extract(file: Path, out: Path) -> None:
+@_MAX_ENTRIES
+@_MAX_UNZIPPED
+def extract(file: Path, out: Path, max_entries: int, max_unzipped: int) -> None:
     """Write the files attached to FILE into a folder, unwrapped from the SDK's ZIP.
 
     Names are made safe (no path parts, never overwriting); exits 1 naming any
@@ -460,7 +493,7 @@ def extract(file: Path, out: Path) -> None:
     """
     edoc = _read_edoc(file)
     refused = False
-    for attachment, found in _files(edoc):
+    for attachment, found in _files(edoc, _limits(max_entries, max_unzipped)):
         if isinstance(found, files.UnsafeArchive):
             click.echo(f"{attachment.name}: refused: {found.reason}", err=True)
             refused = True

@@ -243,3 +243,29 @@ def test_doc_new_status_writes_a_status_about_a_received_document(
     assert (status.sender_id, status.addressee, status.code.value) == (sender, addressee, code)
     assert status.response_for == dataclasses.replace(ResponseFor.of(edoc), organ_id=addressee)
     assert status.staff is not None and status.staff.staff == "Nguyễn Thị Lan"
+
+
+def test_doc_show_and_extract_refuse_a_zip_with_more_entries_than_configured(
+    tmp_path: Path,
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for n in range(3):
+            archive.writestr(f"phu-luc-{n}.txt", b"x")
+    payload = tmp_path / "phu-luc.txt"
+    payload.write_bytes(b"placeholder")
+    doc = tmp_path / "d.xml"
+    CliRunner().invoke(main, [*new_args(), "--attach", str(payload), "--zip", "-o", str(doc)])
+    root = etree.fromstring(doc.read_bytes())
+    ns = "{http://www.mic.gov.vn/TBT/QCVN_102_2016}"
+    encoded = next(root.iter(f"{ns}ContentTransferEncoded"))
+    encoded.text = base64.b64encode(buffer.getvalue()).decode()
+    doc.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    shown = CliRunner().invoke(main, ["doc", "show", str(doc), "--max-entries", "2"])
+    assert "REFUSED" in shown.stdout and "entries" in shown.stdout
+    assert "phu-luc-0.txt" in CliRunner().invoke(main, ["doc", "show", str(doc)]).stdout
+    out = tmp_path / "out"
+    args = ["doc", "extract", str(doc), "--out", str(out), "--max-entries", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "refused" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
