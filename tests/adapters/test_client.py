@@ -69,7 +69,7 @@ def test_round_trip_gives_a_verified_receipt_a_verified_delivery_and_status_01_b
 
         [status] = take(ca, 1)
         assert status.kind == "status" and status.verified
-        assert status.sender_id == b.code
+        assert status.sender == b.code
         assert status.status.code == schemas.StatusCode.ARRIVED
         assert status.status.document_id == edoc.document_id
 
